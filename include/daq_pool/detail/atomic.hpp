@@ -1,0 +1,21 @@
+// The one place daq_pool's atomics come from, so that a model checker can
+// substitute its own (moodycamel does the same with MCDBGQ_USE_RELACY).
+#pragma once
+
+#if defined(DAQ_POOL_USE_RELACY)
+#include <relacy/relacy.hpp>
+#else
+#include <atomic>
+#endif
+
+namespace daq_pool::detail {
+
+#if defined(DAQ_POOL_USE_RELACY)
+template <class T>
+using atomic = rl::atomic<T>;
+#else
+template <class T>
+using atomic = std::atomic<T>;
+#endif
+
+}  // namespace daq_pool::detail
