@@ -3,8 +3,8 @@
 
 #include <cstddef>
 
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
-#include <immintrin.h>
+#if defined(_MSC_VER)
+#include <intrin.h>
 #endif
 
 namespace daq_pool::detail {
@@ -16,7 +16,9 @@ inline constexpr std::size_t cache_line = 64;
 /// Tells the CPU we are in a spin loop (frees pipeline resources for the
 /// sibling hyper-thread). Never allocates, never blocks.
 inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_ia32_pause();
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
   _mm_pause();
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
