@@ -1,2 +1,73 @@
-# Install rules (headers, package config, pkg-config file).
-install(TARGETS daq_pool EXPORT daq_pool-targets FILE_SET HEADERS)
+# Install rules: headers, the CMake package (config, version, targets, our
+# Findconcurrentqueue.cmake) and a pkg-config file.
+#
+#   <prefix>/include/daq_pool/...            the headers (FILE_SET HEADERS)
+#   <prefix>/share/daq_pool/*.cmake          find_package(daq_pool CONFIG)
+#   <prefix>/share/pkgconfig/daq_pool.pc     pkg-config --cflags daq_pool
+#
+# Everything is architecture-independent (header-only), hence share/ rather
+# than lib/: one install serves every triplet, and vcpkg's header-only
+# convention (delete lib/) removes nothing of ours.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(DAQ_POOL_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/daq_pool"
+    CACHE STRING "Where to install daq_pool's CMake package files (relative to the prefix)")
+set(DAQ_POOL_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_DATADIR}/pkgconfig"
+    CACHE STRING "Where to install daq_pool.pc (relative to the prefix)")
+mark_as_advanced(DAQ_POOL_INSTALL_CMAKEDIR DAQ_POOL_INSTALL_PKGCONFIGDIR)
+
+install(TARGETS daq_pool EXPORT daq_poolTargets FILE_SET HEADERS DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(EXPORT daq_poolTargets NAMESPACE daq_pool:: DESTINATION "${DAQ_POOL_INSTALL_CMAKEDIR}")
+
+configure_package_config_file(
+  "${PROJECT_SOURCE_DIR}/cmake/daq_poolConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/daq_poolConfig.cmake"
+  INSTALL_DESTINATION "${DAQ_POOL_INSTALL_CMAKEDIR}")
+# 0.x.y accepts requests for 0.*; a request for 1.0 or 99.0 is refused.
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/daq_poolConfigVersion.cmake"
+  VERSION "${PROJECT_VERSION}"
+  COMPATIBILITY SameMajorVersion
+  ARCH_INDEPENDENT)
+install(FILES
+  "${PROJECT_BINARY_DIR}/daq_poolConfig.cmake"
+  "${PROJECT_BINARY_DIR}/daq_poolConfigVersion.cmake"
+  # Debian/Ubuntu ship concurrentqueue without a CMake package: the config
+  # puts this directory on CMAKE_MODULE_PATH so find_dependency finds them.
+  "${PROJECT_SOURCE_DIR}/cmake/Findconcurrentqueue.cmake"
+  DESTINATION "${DAQ_POOL_INSTALL_CMAKEDIR}")
+
+# pkg-config. Cflags carry the concurrentqueue include directories the build
+# used, minus the compiler's implicit ones: nothing extra with Debian's
+# /usr/include/concurrentqueue/ (our detail/moodycamel.hpp includes
+# <concurrentqueue/...>), <prefix>/include/concurrentqueue with upstream's
+# installed layout (<moodycamel/...>). Build-tree-only paths (a fetched source
+# tree) are dropped: upstream installs into the same prefix, which
+# -I${includedir} already covers.
+function(daq_pool_pkgconfig_dependency_cflags out_var)
+  set(target concurrentqueue::concurrentqueue)
+  get_target_property(aliased ${target} ALIASED_TARGET)
+  if(aliased)
+    set(target ${aliased})
+  endif()
+  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  get_target_property(imported ${target} IMPORTED)
+  set(flags "")
+  if(dirs AND imported)
+    foreach(dir IN LISTS dirs)
+      if(dir MATCHES "\\$<" OR dir IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES)
+        continue()
+      endif()
+      string(APPEND flags " -I${dir}")
+    endforeach()
+  endif()
+  set(${out_var} "${flags}" PARENT_SCOPE)
+endfunction()
+daq_pool_pkgconfig_dependency_cflags(DAQ_POOL_PC_DEPENDENCY_CFLAGS)
+# Relocatable: ${pcfiledir} is the directory holding the .pc file.
+file(RELATIVE_PATH DAQ_POOL_PC_TO_PREFIX
+     "${CMAKE_INSTALL_PREFIX}/${DAQ_POOL_INSTALL_PKGCONFIGDIR}" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" DAQ_POOL_PC_TO_PREFIX "${DAQ_POOL_PC_TO_PREFIX}")
+configure_file("${PROJECT_SOURCE_DIR}/cmake/daq_pool.pc.in" "${PROJECT_BINARY_DIR}/daq_pool.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/daq_pool.pc" DESTINATION "${DAQ_POOL_INSTALL_PKGCONFIGDIR}")

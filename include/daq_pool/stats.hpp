@@ -25,4 +25,12 @@ struct PoolStats {
   std::uint64_t retired = 0;         ///< slots retired because reset and factory both threw
 };
 
+/// A snapshot of a BufferPool's counters (`BufferPool::stats()`): every
+/// PoolStats field (same staleness rules: a "loan" is a PooledBuffer or a
+/// frozen buffer that some view still holds) plus the fixed geometry.
+struct BufferPoolStats : PoolStats {
+  std::size_t buffer_capacity = 0;  ///< bytes each buffer holds
+  std::size_t bytes_reserved = 0;   ///< buffer memory reserved at construction (with alignment padding)
+};
+
 }  // namespace daq_pool

@@ -1,14 +1,13 @@
 // A lock-free LIFO of slot indices (a Treiber stack), the free list of a pool.
 //
-// The links live in the slots themselves (`next_of(i)` returns slot i's link),
-// so pushing and popping never allocate. The head packs the top index with a
+// The links live in the nodes themselves (a node has `index` and an atomic
+// `next`; `node_of(i)` finds node i), so pushing and popping never allocate. The head packs the top index with a
 // 32-bit tag that every pop increments: a pop that read a stale head fails its
 // CAS instead of installing a stale link (the ABA problem).
 // LIFO on purpose: the most recently returned item is the one still in cache.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 
 #include "daq_pool/detail/atomic.hpp"
 
@@ -18,13 +17,13 @@ class IndexStack {
  public:
   static constexpr std::uint32_t empty_index = 0xFFFF'FFFFu;
 
-  /// Pushes index `i`, whose link is `next_of(i)`. Lock-free, never allocates.
-  template <class NextOf>
-  void push(std::uint32_t i, NextOf&& next_of) noexcept {
-    auto& link = next_of(i);
+  /// Pushes `node`. Lock-free, never allocates.
+  template <class Node>
+  void push(Node& node) noexcept {
+    const std::uint32_t i = node.index;
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     do {
-      link.store(index_of(head), std::memory_order_relaxed);
+      node.next.store(index_of(head), std::memory_order_relaxed);
       // seq_cst (not just release): the pool's Parking protocol needs this
       // store in the single total order with the waiters' re-check. The
       // release half publishes the item (and the link) to the popping thread.
@@ -32,9 +31,10 @@ class IndexStack {
                                           std::memory_order_relaxed));
   }
 
-  /// Pops the top index, or nothing if the stack is empty. Lock-free.
-  template <class NextOf>
-  std::optional<std::uint32_t> pop(NextOf&& next_of) noexcept {
+  /// Pops the top node (found with `node_of(index)`), or nullptr if the stack
+  /// is empty. Lock-free, never allocates.
+  template <class NodeOf>
+  auto* pop(NodeOf&& node_of) noexcept {
     // acquire half: pairs with the release in push, so the popped item's
     // contents (and its link) written before the push are visible here.
     // seq_cst: an empty result is the waiter's re-check in the Parking
@@ -42,13 +42,14 @@ class IndexStack {
     std::uint64_t head = head_.load(std::memory_order_seq_cst);
     for (;;) {
       const std::uint32_t top = index_of(head);
-      if (top == empty_index) return std::nullopt;
+      if (top == empty_index) return decltype(&node_of(top)){nullptr};
+      auto& node = node_of(top);
       // The link may be stale if `top` was popped and pushed again meanwhile;
       // then the tag has moved and the CAS below fails.
-      const std::uint32_t next = next_of(top).load(std::memory_order_relaxed);
+      const std::uint32_t next = node.next.load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(head, pack(next, tag_of(head) + 1), std::memory_order_seq_cst,
                                       std::memory_order_seq_cst))
-        return top;
+        return &node;
     }
   }
 

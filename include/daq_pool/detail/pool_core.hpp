@@ -49,7 +49,7 @@ class PoolCore {
     }
     created_.store(size, std::memory_order_relaxed);
     // Pushed in reverse so that slot 0 is handed out first.
-    for (std::size_t i = size; i-- > 0;) free_.push(static_cast<std::uint32_t>(i), links());
+    for (std::size_t i = size; i-- > 0;) free_.push(table_.slot(static_cast<std::uint32_t>(i)));
   }
 
   PoolCore(const PoolCore&) = delete;
@@ -83,9 +83,8 @@ class PoolCore {
   /// Pops a free slot and lends it, or returns nullptr. Lock-free.
   Slot<T>* try_take() noexcept {
     if (is_closed()) return nullptr;
-    const auto i = free_.pop(links());
-    if (!i) return nullptr;
-    return &lend(table_.slot(*i));
+    Slot<T>* s = free_.pop(slots());
+    return s == nullptr ? nullptr : &lend(*s);
   }
 
   /// try_take() that counts a miss when it fails.
@@ -148,7 +147,7 @@ class PoolCore {
   void give_back(Slot<T>& s) noexcept {
     s.returns.store(s.returns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (reset_ && !run_reset(s)) {
-      retired_.push(s.index, links());
+      retired_.push(s);
       retired_count_.fetch_add(1, std::memory_order_relaxed);
     } else {
       publish(s);
@@ -212,8 +211,8 @@ class PoolCore {
     return std::max(size, options.max_size);
   }
 
-  auto links() const noexcept {
-    return [this](std::uint32_t i) noexcept -> atomic<std::uint32_t>& { return table_.slot(i).next; };
+  auto slots() const noexcept {
+    return [this](std::uint32_t i) noexcept -> Slot<T>& { return table_.slot(i); };
   }
 
   void construct_item(Slot<T>& s, std::size_t index) {
@@ -240,7 +239,7 @@ class PoolCore {
 
   /// Frees a slot and wakes one sleeper, if any.
   void publish(Slot<T>& s) noexcept {
-    free_.push(s.index, links());
+    free_.push(s);
     // After the push: the sleeper that wakes must find the slot.
     parking_.notify_one();
   }
@@ -268,12 +267,12 @@ class PoolCore {
   /// Under grow_mutex_: revives a retired slot or creates one, within the
   /// bound. Returns it not yet published, or nullptr at the bound.
   Slot<T>* add_slot() {
-    if (const auto i = retired_.pop(links())) {
-      Slot<T>& s = table_.slot(*i);
+    if (Slot<T>* revived = retired_.pop(slots())) {
+      Slot<T>& s = *revived;
       try {
         ::new (static_cast<void*>(&s.value)) T(factory_());
       } catch (...) {
-        retired_.push(*i, links());
+        retired_.push(s);
         throw;
       }
       s.alive = true;

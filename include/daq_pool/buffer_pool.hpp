@@ -1,0 +1,129 @@
+// BufferPool: pre-allocated, aligned byte buffers for frame pipelines, lent
+// out as PooledBuffer and shared as Bytes views, without allocating.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "daq_pool/bytes.hpp"
+#include "daq_pool/detail/buffer.hpp"
+#include "daq_pool/errors.hpp"
+#include "daq_pool/options.hpp"
+#include "daq_pool/pool.hpp"
+#include "daq_pool/pooled_buffer.hpp"
+#include "daq_pool/stats.hpp"
+
+namespace daq_pool {
+
+/// `pool_size` byte buffers of `buffer_capacity` bytes each, allocated,
+/// aligned and (by default) prefaulted once at construction, then lent out
+/// as `PooledBuffer`s. A buffer returns to the pool when its PooledBuffer is
+/// destroyed unfrozen, or when the last `Bytes` view of it is destroyed;
+/// either way its size goes back to 0 (and, with zero_on_release, its bytes
+/// to zero) on the returning thread.
+///
+/// Built on `Pool<T>`: the same lock-free slots, blocking and timed waits,
+/// close semantics and counters. BufferPool is a cheap handle: copies share
+/// one pool. Every member function is thread-safe. Only construction
+/// allocates; acquiring, freezing, copying views and returning never do.
+/// The buffers' memory lives until the last handle, PooledBuffer and view
+/// are all gone; destroying the last handle closes the pool.
+class BufferPool {
+ public:
+  /// Reserves the buffers. Throws std::invalid_argument naming the argument
+  /// if pool_size or buffer_capacity is 0, pool_size * buffer_capacity
+  /// overflows, options.alignment is not a power of two, or only one of
+  /// options.allocate / options.deallocate is given; std::bad_alloc (with a
+  /// message naming the sizes) if the memory can't be had. Whatever was
+  /// allocated before a failure is released.
+  BufferPool(std::size_t pool_size, std::size_t buffer_capacity, BufferPoolOptions options = {})
+      : BufferPool(std::make_shared<detail::BufferMemory>(pool_size, buffer_capacity, options), pool_size,
+                   buffer_capacity, options.zero_on_release) {}
+
+  /// A free buffer (size 0), waiting as long as it takes. Throws pool_closed
+  /// once the pool is closed (also while waiting). Thread-safe; lock-free
+  /// fast path; never allocates.
+  PooledBuffer acquire() { return PooledBuffer(pool_.acquire()); }
+
+  /// A free buffer if there is one right now, else nothing (also when
+  /// closed). Thread-safe, lock-free, never blocks, never allocates.
+  std::optional<PooledBuffer> try_acquire() noexcept { return wrap(pool_.try_acquire()); }
+
+  /// A free buffer, waiting at most `timeout` (seed `try_acquire_timeout`);
+  /// nothing on timeout or close. Thread-safe, never allocates.
+  template <class Rep, class Period>
+  std::optional<PooledBuffer> try_acquire_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return wrap(pool_.try_acquire_for(timeout));
+  }
+
+  /// A free buffer, waiting until `deadline` at the latest; nothing on
+  /// timeout or close. Thread-safe, never allocates.
+  template <class Clock, class Duration>
+  std::optional<PooledBuffer> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
+    return wrap(pool_.try_acquire_until(deadline));
+  }
+
+  /// Number of buffers. Thread-safe; never allocates.
+  std::size_t size() const noexcept { return pool_.size(); }
+  /// Buffers free right now (neither acquired nor held by a view).
+  /// Thread-safe; stale the moment it is read.
+  std::size_t available() const noexcept { return pool_.available(); }
+  /// Bytes each buffer holds. Thread-safe; never allocates.
+  std::size_t buffer_capacity() const noexcept { return capacity_; }
+
+  /// Closes the pool: waiting acquirers wake (acquire throws pool_closed,
+  /// try_* return nothing) and later acquisitions fail. Buffers and views
+  /// already out stay valid and return normally. Idempotent; thread-safe.
+  void close() noexcept { pool_.close(); }
+  bool is_closed() const noexcept { return pool_.is_closed(); }
+
+  /// The pool's counters plus its geometry. Thread-safe; O(size()); see
+  /// PoolStats on staleness. Never allocates.
+  BufferPoolStats stats() const noexcept {
+    BufferPoolStats st;
+    static_cast<PoolStats&>(st) = pool_.stats();
+    st.buffer_capacity = capacity_;
+    st.bytes_reserved = bytes_reserved_;
+    return st;
+  }
+
+ private:
+  BufferPool(std::shared_ptr<detail::BufferMemory> memory, std::size_t pool_size, std::size_t capacity,
+             bool zero_on_release)
+      : pool_(pool_size, factory(memory, capacity), reset(zero_on_release)),
+        capacity_(capacity),
+        bytes_reserved_(memory->bytes_reserved()) {}
+
+  static std::function<detail::Buffer()> factory(const std::shared_ptr<detail::BufferMemory>& memory,
+                                                 std::size_t capacity) {
+    // Each buffer keeps the memory alive; the region goes after the last one.
+    return [memory, capacity, next = std::size_t{0}]() mutable {
+      return detail::Buffer(memory->make(next++), capacity, memory);
+    };
+  }
+
+  static std::function<void(detail::Buffer&)> reset(bool zero_on_release) {
+    // Runs on the returning thread before the buffer is free again: the next
+    // user finds size 0 and the full capacity (the seed cleared the Vec here,
+    // so its next freeze panicked).
+    return [zero_on_release](detail::Buffer& b) noexcept {
+      if (zero_on_release) std::memset(b.data, 0, b.capacity);
+      b.size = 0;
+    };
+  }
+
+  static std::optional<PooledBuffer> wrap(std::optional<Loaned<detail::Buffer>>&& loan) noexcept {
+    if (!loan) return std::nullopt;
+    return std::optional<PooledBuffer>(PooledBuffer(std::move(*loan)));
+  }
+
+  Pool<detail::Buffer> pool_;
+  std::size_t capacity_;
+  std::size_t bytes_reserved_;
+};
+
+}  // namespace daq_pool

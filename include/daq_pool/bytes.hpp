@@ -1,0 +1,164 @@
+// Bytes: an immutable, shared, refcounted view of a frozen pooled buffer (or
+// of a heap copy), three words wide.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "daq_pool/detail/buffer.hpp"
+
+namespace daq_pool {
+
+class PooledBuffer;
+
+/// An immutable view of bytes whose storage is shared by all its copies: a
+/// frozen pooled buffer (`PooledBuffer::freeze()`), or a heap block
+/// (`Bytes::copy_from()`). When the last view of a pooled buffer is
+/// destroyed, on whichever thread, the buffer returns to its pool.
+///
+/// Copying is one relaxed atomic increment, destroying one acq_rel atomic
+/// decrement; neither allocates. A view may be copied, moved, sliced and
+/// destroyed on any thread, and different views of one buffer may be used
+/// concurrently (the bytes are immutable); one Bytes *object* is not safe to
+/// assign from two threads at once (like shared_ptr). Views keep the pool's
+/// storage alive: they may outlive every BufferPool handle.
+class Bytes {
+ public:
+  /// An empty view (size 0, data nullptr, holds nothing). Never allocates.
+  Bytes() noexcept = default;
+
+  /// Another view of the same bytes. Thread-safe; never allocates.
+  Bytes(const Bytes& other) noexcept : data_(other.data_), size_(other.size_), ctrl_(other.ctrl_) { retain(); }
+
+  /// Takes over `other`'s view; `other` becomes empty. Never allocates.
+  Bytes(Bytes&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        ctrl_(std::exchange(other.ctrl_, nullptr)) {}
+
+  Bytes& operator=(const Bytes& other) noexcept {
+    Bytes copy(other);
+    swap(copy);
+    return *this;
+  }
+  Bytes& operator=(Bytes&& other) noexcept {
+    Bytes taken(std::move(other));
+    swap(taken);
+    return *this;
+  }
+
+  /// Drops this view; the last view of a pooled buffer returns it to the
+  /// pool (running its reset on this thread). Never allocates.
+  ~Bytes() { release(); }
+
+  /// Drops this view now; `*this` becomes empty. Never allocates.
+  void reset() noexcept {
+    release();
+    data_ = nullptr;
+    size_ = 0;
+    ctrl_ = nullptr;
+  }
+
+  void swap(Bytes& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(ctrl_, other.ctrl_);
+  }
+
+  /// First byte (nullptr for an empty default view). Never allocates.
+  const std::byte* data() const noexcept { return data_; }
+  /// Number of bytes in this view. Never allocates.
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::span<const std::byte> span() const noexcept { return {data_, size_}; }
+  /// Byte `i`; precondition: i < size() (unchecked).
+  const std::byte& operator[](std::size_t i) const noexcept { return data_[i]; }
+  const std::byte* begin() const noexcept { return data_; }
+  const std::byte* end() const noexcept { return data_ + size_; }
+
+  /// A view of [offset, offset + length) of this view, sharing its storage
+  /// (one relaxed increment; never allocates). A zero-length slice is an
+  /// empty view that holds nothing. Throws std::out_of_range if the range is
+  /// not inside this view. Thread-safe.
+  Bytes slice(std::size_t offset, std::size_t length) const {
+    if (offset > size_ || length > size_ - offset)
+      throw std::out_of_range("daq_pool::Bytes::slice: [offset " + std::to_string(offset) + ", length " +
+                              std::to_string(length) + ") is outside a view of " + std::to_string(size_) + " bytes");
+    if (length == 0) return Bytes();
+    retain();
+    return Bytes(data_ + offset, length, ctrl_);
+  }
+
+  /// Number of views (this one included) sharing this storage; 0 for a view
+  /// that holds nothing. Thread-safe; stale the moment it is read.
+  std::size_t use_count() const noexcept {
+    return ctrl_ == nullptr ? 0 : ctrl_->refs.load(std::memory_order_relaxed);
+  }
+
+  /// True if this view's storage is a pooled buffer (false: heap copy or
+  /// empty). Never allocates.
+  bool is_pooled() const noexcept { return ctrl_ != nullptr && ctrl_->pooled; }
+
+  /// A view of a heap copy of `src`: the fallback when the pool is exhausted,
+  /// so that consumers see the same type either way. The ONE allocating path
+  /// of Bytes: exactly one allocation (header and data together), freed by
+  /// the last view. An empty `src` gives an empty view and allocates
+  /// nothing. Throws std::bad_alloc. Thread-safe.
+  static Bytes copy_from(std::span<const std::byte> src) {
+    if (src.empty()) return Bytes();
+    detail::BytesControl* c = detail::make_heap_block(src.data(), src.size());
+    return Bytes(detail::heap_block_data(c), src.size(), c);
+  }
+
+  /// If this is the only view of a pooled buffer, turns it back into the
+  /// exclusive, writable PooledBuffer (the whole buffer, with the size it had
+  /// when frozen; `*this` becomes empty). Otherwise returns nothing and
+  /// leaves `*this` unchanged. Thread-safe; never allocates.
+  std::optional<PooledBuffer> try_into_mut() &&;
+
+  /// Compares contents (not identity). Never allocates.
+  friend bool operator==(const Bytes& a, const Bytes& b) noexcept {
+    return a.size_ == b.size_ && (a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);
+  }
+
+ private:
+  friend class PooledBuffer;
+
+  /// Adopts one reference already counted in `ctrl`.
+  Bytes(const std::byte* data, std::size_t size, detail::BytesControl* ctrl) noexcept
+      : data_(data), size_(size), ctrl_(ctrl) {}
+
+  void retain() const noexcept {
+    // relaxed: a new view is made only from an existing one, which already
+    // keeps the storage alive; nothing is published by the increment (the
+    // shared_ptr argument).
+    if (ctrl_ != nullptr) ctrl_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void release() noexcept {
+    // acq_rel. Release: this view's reads of the bytes happen before its
+    // decrement, hence before the last decrement, the pool's reset and the
+    // next writer (who acquires the slot from the pool's free list). Acquire:
+    // the thread that makes the last decrement sees every other view's
+    // decrement, so its reset/scrub and the return happen after all reads.
+    if (ctrl_ != nullptr && ctrl_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) ctrl_->release(ctrl_);
+  }
+
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  detail::BytesControl* ctrl_ = nullptr;
+};
+
+static_assert(sizeof(Bytes) <= 3 * sizeof(void*), "a Bytes view is three words: data, size, control");
+
+inline void swap(Bytes& a, Bytes& b) noexcept { a.swap(b); }
+
+}  // namespace daq_pool
+
+// PooledBuffer completes Bytes::try_into_mut.
+#include "daq_pool/pooled_buffer.hpp"

@@ -1,0 +1,294 @@
+// The pieces under BufferPool and Bytes: the control header that every Bytes
+// points to (its refcount and how to let go of the storage), the pooled
+// Buffer that embeds that header, the heap block of Bytes::copy_from, and the
+// memory the buffers live in.
+//
+// Why a control header with a function pointer instead of a virtual base:
+// pooled buffers and heap blocks share one Bytes type and one refcount code
+// path; the only difference, what happens at the last release, is one
+// indirect call. No vtable, no RTTI, nothing allocated per view.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "daq_pool/detail/atomic.hpp"
+#include "daq_pool/detail/config.hpp"
+#include "daq_pool/detail/pool_core.hpp"
+#include "daq_pool/loaned.hpp"
+#include "daq_pool/options.hpp"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#define DAQ_POOL_HAVE_MMAP 1
+#endif
+
+namespace daq_pool::detail {
+
+/// What every Bytes view points to: the number of views sharing the storage
+/// and the function that lets the storage go when the last one drops.
+struct BytesControl {
+  using Release = void (*)(BytesControl*) noexcept;
+
+  BytesControl(Release r, bool is_pooled) noexcept : release(r), pooled(is_pooled) {}
+  BytesControl(const BytesControl&) = delete;
+  BytesControl& operator=(const BytesControl&) = delete;
+
+  atomic<std::size_t> refs{0};  // views alive; the storage is released when it drops to 0
+  Release release;              // called once, by the thread that drops the last view
+  bool pooled;                  // true: this is a detail::Buffer (try_into_mut may work)
+};
+
+// ---- heap-backed views (Bytes::copy_from) ----------------------------------
+
+/// Offset of the data behind the header in a heap block: max_align_t-aligned,
+/// like any malloc'd memory.
+inline constexpr std::size_t heap_data_offset =
+    (sizeof(BytesControl) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+
+inline void release_heap_block(BytesControl* c) noexcept {
+  c->~BytesControl();
+  ::operator delete(static_cast<void*>(c));
+}
+
+/// One allocation holding the header and a copy of [src, src + n); the
+/// header's refcount is 1. Throws std::bad_alloc / std::length_error.
+inline BytesControl* make_heap_block(const std::byte* src, std::size_t n) {
+  if (n > std::numeric_limits<std::size_t>::max() - heap_data_offset)
+    throw std::length_error("daq_pool::Bytes::copy_from: src.size() is too large");
+  void* mem = ::operator new(heap_data_offset + n);
+  auto* c = ::new (mem) BytesControl(&release_heap_block, false);
+  std::memcpy(static_cast<std::byte*>(mem) + heap_data_offset, src, n);
+  c->refs.store(1, std::memory_order_relaxed);
+  return c;
+}
+
+inline const std::byte* heap_block_data(BytesControl* c) noexcept {
+  return reinterpret_cast<const std::byte*>(c) + heap_data_offset;
+}
+
+// ---- the buffers' memory ---------------------------------------------------
+
+/// std::bad_alloc that says which allocation failed (what() is a message
+/// naming pool_size and buffer_capacity instead of "std::bad_alloc").
+class buffer_alloc_error : public std::bad_alloc {
+ public:
+  explicit buffer_alloc_error(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+inline std::size_t page_size() noexcept {
+#if defined(DAQ_POOL_HAVE_MMAP)
+  const long p = ::sysconf(_SC_PAGESIZE);
+  return p > 0 ? static_cast<std::size_t>(p) : 4096;
+#else
+  return 4096;
+#endif
+}
+
+/// The memory of all buffers of one BufferPool, validated and reserved at
+/// construction. Without a user allocator: one anonymous mapping holding
+/// every buffer (each `stride()` bytes apart, so buffers never share a cache
+/// line), unmapped when the last buffer is gone. With one: one `allocate`
+/// call per buffer and one `deallocate` per buffer at the end. Shared (by
+/// shared_ptr) by every buffer, so it outlives all of them.
+class BufferMemory {
+ public:
+  /// Transparent huge pages are 2 MiB on x86-64 and most arm64 kernels; a
+  /// region aligned to that lets the kernel back it with them.
+  static constexpr std::size_t huge_page = std::size_t{2} << 20;
+
+  /// Validates the arguments (std::invalid_argument naming the bad one) and,
+  /// without a user allocator, maps and prefaults the region
+  /// (buffer_alloc_error when that fails).
+  BufferMemory(std::size_t count, std::size_t capacity, const BufferPoolOptions& options)
+      : count_(count),
+        capacity_(capacity),
+        alignment_(options.alignment),
+        prefault_(options.prefault),
+        huge_pages_(options.huge_pages),
+        allocate_(options.allocate),
+        deallocate_(options.deallocate) {
+    constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+    if (count == 0) throw std::invalid_argument("daq_pool::BufferPool: pool_size must be at least 1 (got 0)");
+    if (count > SlotTable<int>::max_slots)
+      throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
+                                  ") exceeds the limit of " + std::to_string(SlotTable<int>::max_slots));
+    if (capacity == 0) throw std::invalid_argument("daq_pool::BufferPool: buffer_capacity must be at least 1 (got 0)");
+    if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0)
+      throw std::invalid_argument("daq_pool::BufferPool: options.alignment (" + std::to_string(alignment_) +
+                                  ") must be a power of two");
+    if (static_cast<bool>(allocate_) != static_cast<bool>(deallocate_))
+      throw std::invalid_argument(
+          "daq_pool::BufferPool: options.allocate and options.deallocate must be given together");
+    const std::size_t step = std::max(alignment_, cache_line);
+    if (capacity > max / count || capacity > max - (step - 1) || (capacity + step - 1) / step * step > max / count)
+      throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
+                                  ") * buffer_capacity (" + std::to_string(capacity) + ") overflows std::size_t");
+    stride_ = (capacity + step - 1) / step * step;
+    if (!allocate_) map_region();
+  }
+
+  BufferMemory(const BufferMemory&) = delete;
+  BufferMemory& operator=(const BufferMemory&) = delete;
+
+  ~BufferMemory() { unmap_region(); }
+
+  /// The memory of buffer `i` (0 <= i < count): a slice of the region, or a
+  /// fresh block from the user's allocator (checked, prefaulted).
+  std::byte* make(std::size_t i) {
+    if (!allocate_) {
+      if (i >= count_) throw buffer_alloc_error("daq_pool::BufferPool: no memory reserved for another buffer");
+      return region_ + i * stride_;
+    }
+    auto* p = static_cast<std::byte*>(allocate_(capacity_, alignment_));
+    if (p == nullptr)
+      throw buffer_alloc_error("daq_pool::BufferPool: options.allocate returned null for a buffer of " +
+                               std::to_string(capacity_) + " bytes (buffer_capacity)");
+    if (reinterpret_cast<std::uintptr_t>(p) % alignment_ != 0) {
+      deallocate_(p, capacity_, alignment_);
+      throw std::invalid_argument("daq_pool::BufferPool: options.allocate returned memory not aligned to "
+                                  "options.alignment (" +
+                                  std::to_string(alignment_) + ")");
+    }
+    advise_huge(p, capacity_);
+    if (prefault_) touch(p, capacity_);
+    return p;
+  }
+
+  /// Gives back buffer memory from make(). Never throws (unless the user's
+  /// deallocate does, which terminates).
+  void release(std::byte* p) noexcept {
+    if (allocate_) deallocate_(p, capacity_, alignment_);
+  }
+
+  /// Bytes reserved for buffers: the region (padding included), or
+  /// count * capacity from the user's allocator.
+  std::size_t bytes_reserved() const noexcept { return allocate_ ? count_ * capacity_ : count_ * stride_; }
+
+ private:
+  void map_region() {
+    const std::size_t used = count_ * stride_;
+    const std::size_t align = huge_pages_ ? std::max(alignment_, huge_page) : alignment_;
+    const std::size_t slack = align > page_size() ? align : 0;
+    if (used > std::numeric_limits<std::size_t>::max() - slack)
+      throw std::invalid_argument("daq_pool::BufferPool: pool_size * buffer_capacity is too large");
+    map_length_ = used + slack;
+#if defined(DAQ_POOL_HAVE_MMAP)
+    void* m = ::mmap(nullptr, map_length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) m = nullptr;
+#else
+    void* m = ::operator new(map_length_, std::align_val_t{std::max(align, cache_line)}, std::nothrow);
+#endif
+    if (m == nullptr)
+      throw buffer_alloc_error("daq_pool::BufferPool: cannot reserve " + std::to_string(map_length_) +
+                               " bytes for pool_size (" + std::to_string(count_) + ") buffers of buffer_capacity (" +
+                               std::to_string(capacity_) + ") bytes");
+    map_base_ = m;
+    const auto addr = reinterpret_cast<std::uintptr_t>(m);
+    region_ = static_cast<std::byte*>(m) + ((align - addr % align) % align);
+    advise_huge(region_, used);
+    if (prefault_) touch(region_, used);
+  }
+
+  void unmap_region() noexcept {
+    if (map_base_ == nullptr) return;
+#if defined(DAQ_POOL_HAVE_MMAP)
+    ::munmap(map_base_, map_length_);
+#else
+    const std::size_t align = huge_pages_ ? std::max(alignment_, huge_page) : alignment_;
+    ::operator delete(map_base_, std::align_val_t{std::max(align, cache_line)});
+#endif
+    map_base_ = nullptr;
+  }
+
+  void advise_huge([[maybe_unused]] std::byte* p, [[maybe_unused]] std::size_t n) const noexcept {
+#if defined(DAQ_POOL_HAVE_MMAP) && defined(MADV_HUGEPAGE)
+    if (!huge_pages_) return;
+    // madvise wants a page-aligned start: advise the whole pages inside [p, p+n).
+    const std::size_t page = page_size();
+    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
+    // A hint: failure (no THP in this kernel) only costs the speed-up.
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+  }
+
+  /// Writes one byte per page (and the last byte), so that the kernel maps
+  /// every page now rather than on the hot path's first write. A write, not
+  /// a read: reading fresh anonymous memory maps the shared zero page, and
+  /// the first write would still fault.
+  static void touch(std::byte* p, std::size_t n) noexcept {
+    const std::size_t page = page_size();
+    volatile std::byte* v = p;
+    for (std::size_t off = 0; off < n; off += page) v[off] = std::byte{0};
+    v[n - 1] = std::byte{0};
+  }
+
+  std::size_t count_;
+  std::size_t capacity_;
+  std::size_t alignment_;
+  bool prefault_;
+  bool huge_pages_;
+  std::function<void*(std::size_t, std::size_t)> allocate_;
+  std::function<void(void*, std::size_t, std::size_t)> deallocate_;
+  std::size_t stride_ = 0;
+  void* map_base_ = nullptr;
+  std::size_t map_length_ = 0;
+  std::byte* region_ = nullptr;
+};
+
+// ---- the pooled item -------------------------------------------------------
+
+/// The item a BufferPool's Pool<Buffer> lends: the buffer's memory, its
+/// valid size, and the control header of the views made by freeze(). While
+/// frozen, the buffer also keeps the raw parts of its own loan (core and
+/// slot), so the last view can rebuild the Loaned and return it: the view's
+/// refcount lives in the pooled slot itself, and nothing is allocated.
+struct Buffer : BytesControl {
+  Buffer(std::byte* d, std::size_t cap, std::shared_ptr<BufferMemory> mem) noexcept
+      : BytesControl(&return_to_pool, true), data(d), capacity(cap), memory(std::move(mem)) {}
+
+  // The pool's factory returns by value; a fresh header, no views.
+  Buffer(Buffer&& o) noexcept
+      : BytesControl(&return_to_pool, true),
+        data(std::exchange(o.data, nullptr)),
+        capacity(o.capacity),
+        size(o.size),
+        memory(std::move(o.memory)) {}
+  Buffer& operator=(Buffer&&) = delete;
+
+  ~Buffer() {
+    if (data != nullptr && memory) memory->release(data);
+  }
+
+  /// Rebuilds the loan that freeze() took apart and destroys it: the pool's
+  /// reset runs (size 0, optional scrub) and the buffer is free again.
+  static void return_to_pool(BytesControl* c) noexcept {
+    auto* b = static_cast<Buffer*>(c);
+    // Read both before the loan returns: after that another thread may own b.
+    Loaned<Buffer> loan = LoanAccess::from_raw(std::exchange(b->core, nullptr), std::exchange(b->slot, nullptr));
+    loan.reset();
+  }
+
+  std::byte* data = nullptr;
+  std::size_t capacity = 0;
+  std::size_t size = 0;
+  std::shared_ptr<BufferMemory> memory;
+  PoolCore<Buffer>* core = nullptr;  // set only while frozen
+  Slot<Buffer>* slot = nullptr;      // set only while frozen
+};
+
+}  // namespace daq_pool::detail
