@@ -41,8 +41,8 @@ class BufferPool {
   /// message naming the sizes) if the memory can't be had. Whatever was
   /// allocated before a failure is released.
   BufferPool(std::size_t pool_size, std::size_t buffer_capacity, BufferPoolOptions options = {})
-      : BufferPool(std::make_shared<detail::BufferMemory>(pool_size, buffer_capacity, options), pool_size,
-                   buffer_capacity, options.zero_on_release) {}
+      : BufferPool(std::make_shared<detail::BufferMemory>(pool_size, buffer_capacity, std::move(options)), pool_size,
+                   buffer_capacity) {}
 
   /// A free buffer (size 0), waiting as long as it takes. Throws pool_closed
   /// once the pool is closed (also while waiting). Thread-safe; lock-free
@@ -79,6 +79,8 @@ class BufferPool {
   /// try_* return nothing) and later acquisitions fail. Buffers and views
   /// already out stay valid and return normally. Idempotent; thread-safe.
   void close() noexcept { pool_.close(); }
+  /// True once close() was called or the last handle was destroyed.
+  /// Thread-safe; never allocates.
   bool is_closed() const noexcept { return pool_.is_closed(); }
 
   /// The pool's counters plus its geometry. Thread-safe; O(size()); see
@@ -92,9 +94,8 @@ class BufferPool {
   }
 
  private:
-  BufferPool(std::shared_ptr<detail::BufferMemory> memory, std::size_t pool_size, std::size_t capacity,
-             bool zero_on_release)
-      : pool_(pool_size, factory(memory, capacity), reset(zero_on_release)),
+  BufferPool(const std::shared_ptr<detail::BufferMemory>& memory, std::size_t pool_size, std::size_t capacity)
+      : pool_(pool_size, factory(memory, capacity), reset(memory->zero_on_release())),
         capacity_(capacity),
         bytes_reserved_(memory->bytes_reserved()) {}
 

@@ -41,6 +41,7 @@ class Bytes {
         size_(std::exchange(other.size_, 0)),
         ctrl_(std::exchange(other.ctrl_, nullptr)) {}
 
+  /// Drops the view held now, then shares `other`'s. Never allocates.
   Bytes& operator=(const Bytes& other) noexcept {
     Bytes copy(other);
     swap(copy);
@@ -64,6 +65,7 @@ class Bytes {
     ctrl_ = nullptr;
   }
 
+  /// Exchanges two views (no refcount traffic). Never allocates.
   void swap(Bytes& other) noexcept {
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
@@ -74,10 +76,13 @@ class Bytes {
   const std::byte* data() const noexcept { return data_; }
   /// Number of bytes in this view. Never allocates.
   std::size_t size() const noexcept { return size_; }
+  /// size() == 0. Never allocates.
   bool empty() const noexcept { return size_ == 0; }
+  /// The bytes as a span. Never allocates.
   std::span<const std::byte> span() const noexcept { return {data_, size_}; }
   /// Byte `i`; precondition: i < size() (unchecked).
   const std::byte& operator[](std::size_t i) const noexcept { return data_[i]; }
+  /// Iteration over the bytes. Never allocates.
   const std::byte* begin() const noexcept { return data_; }
   const std::byte* end() const noexcept { return data_ + size_; }
 
@@ -96,9 +101,7 @@ class Bytes {
 
   /// Number of views (this one included) sharing this storage; 0 for a view
   /// that holds nothing. Thread-safe; stale the moment it is read.
-  std::size_t use_count() const noexcept {
-    return ctrl_ == nullptr ? 0 : ctrl_->refs.load(std::memory_order_relaxed);
-  }
+  std::size_t use_count() const noexcept { return ctrl_ == nullptr ? 0 : ctrl_->refs.load(std::memory_order_relaxed); }
 
   /// True if this view's storage is a pooled buffer (false: heap copy or
   /// empty). Never allocates.
@@ -156,6 +159,7 @@ class Bytes {
 
 static_assert(sizeof(Bytes) <= 3 * sizeof(void*), "a Bytes view is three words: data, size, control");
 
+/// Exchanges two views. Never allocates.
 inline void swap(Bytes& a, Bytes& b) noexcept { a.swap(b); }
 
 }  // namespace daq_pool

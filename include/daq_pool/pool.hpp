@@ -46,8 +46,10 @@ class Pool {
   /// Another handle to the same pool. Thread-safe, never allocates.
   Pool(const Pool& other) noexcept : core_(other.core_) { core_->retain_handle(); }
   Pool& operator=(const Pool& other) noexcept {
-    Pool copy(other);
-    std::swap(core_, copy.core_);
+    if (this != &other) {
+      Pool copy(other);  // copy and swap: `copy` drops the old handle
+      std::swap(core_, copy.core_);
+    }
     return *this;
   }
   /// Drops this handle; the last one closes the pool.

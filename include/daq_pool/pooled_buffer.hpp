@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -29,7 +30,8 @@ class BufferPool;
 /// allocates; a moved-from PooledBuffer may only be destroyed or assigned to.
 class PooledBuffer {
  public:
-  PooledBuffer(PooledBuffer&&) noexcept = default;
+  /// Takes over `other`'s buffer; `other` becomes empty. Never allocates.
+  PooledBuffer(PooledBuffer&& other) noexcept = default;
   /// Returns the buffer held now (if any), then takes over `other`'s.
   PooledBuffer& operator=(PooledBuffer&&) noexcept = default;
   PooledBuffer(const PooledBuffer&) = delete;
@@ -41,6 +43,7 @@ class PooledBuffer {
   std::span<std::byte> get_mut() noexcept { return {buf().data, buf().capacity}; }
   /// First byte, aligned to the pool's options.alignment. Never allocates.
   std::byte* data() noexcept { return buf().data; }
+  /// First byte, read-only. Never allocates.
   const std::byte* data() const noexcept { return buf().data; }
   /// Valid bytes: 0 right after acquire. Never allocates.
   std::size_t size() const noexcept { return buf().size; }
@@ -61,12 +64,16 @@ class PooledBuffer {
   /// usable. The source must not overlap the buffer. Not thread-safe; never
   /// allocates (except the exception's message).
   void copy_from_ptr(const void* src, std::size_t len) {
-    if (len > capacity()) throw_too_long("copy_from_ptr", len);
-    if (len != 0) std::memcpy(buf().data, src, len);
-    buf().size = len;
+    detail::Buffer& b = buf();
+    // The second test is implied by the first (capacities are at most
+    // PTRDIFF_MAX) but lets g++ see a bounded memcpy even when the caller's
+    // len is a huge constant (-Wstringop-overflow).
+    if (len > b.capacity || len > static_cast<std::size_t>(PTRDIFF_MAX)) throw_too_long("copy_from_ptr", len);
+    if (len != 0) std::memcpy(b.data, src, len);
+    b.size = len;
   }
 
-  /// copy_from_ptr(src.data(), src.size()).
+  /// copy_from_ptr(src.data(), src.size()): same effects, same errors.
   void copy_from(std::span<const std::byte> src) {
     if (src.size() > capacity()) throw_too_long("copy_from", src.size());
     copy_from_ptr(src.data(), src.size());
@@ -76,6 +83,7 @@ class PooledBuffer {
   /// copy and no allocation: the loan is kept inside the buffer, and the
   /// view's refcount (set to 1) lives there too. `*this` becomes empty. The
   /// buffer returns to the pool when the last view is destroyed.
+  /// Precondition: `*this` holds a buffer. Never allocates.
   Bytes freeze() && noexcept {
     detail::Buffer& b = buf();
     auto raw = detail::LoanAccess::into_raw(std::move(loan_));
@@ -118,8 +126,8 @@ inline std::optional<PooledBuffer> Bytes::try_into_mut() && {
   size_ = 0;
   ctrl_ = nullptr;
   b->refs.store(0, std::memory_order_relaxed);
-  return std::optional<PooledBuffer>(PooledBuffer(
-      detail::LoanAccess::from_raw(std::exchange(b->core, nullptr), std::exchange(b->slot, nullptr))));
+  return std::optional<PooledBuffer>(
+      PooledBuffer(detail::LoanAccess::from_raw(std::exchange(b->core, nullptr), std::exchange(b->slot, nullptr))));
 }
 
 }  // namespace daq_pool

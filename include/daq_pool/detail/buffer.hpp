@@ -100,8 +100,9 @@ inline std::size_t page_size() noexcept {
 
 /// The memory of all buffers of one BufferPool, validated and reserved at
 /// construction. Without a user allocator: one anonymous mapping holding
-/// every buffer (each `stride()` bytes apart, so buffers never share a cache
-/// line), unmapped when the last buffer is gone. With one: one `allocate`
+/// every buffer, each capacity rounded up to max(alignment, 64) bytes after
+/// the previous one (so buffers never share a cache line), unmapped when the
+/// last buffer is gone. With one: one `allocate`
 /// call per buffer and one `deallocate` per buffer at the end. Shared (by
 /// shared_ptr) by every buffer, so it outlives all of them.
 class BufferMemory {
@@ -113,20 +114,24 @@ class BufferMemory {
   /// Validates the arguments (std::invalid_argument naming the bad one) and,
   /// without a user allocator, maps and prefaults the region
   /// (buffer_alloc_error when that fails).
-  BufferMemory(std::size_t count, std::size_t capacity, const BufferPoolOptions& options)
+  BufferMemory(std::size_t count, std::size_t capacity, BufferPoolOptions&& options)
       : count_(count),
         capacity_(capacity),
         alignment_(options.alignment),
         prefault_(options.prefault),
         huge_pages_(options.huge_pages),
-        allocate_(options.allocate),
-        deallocate_(options.deallocate) {
+        zero_on_release_(options.zero_on_release),
+        allocate_(std::move(options.allocate)),
+        deallocate_(std::move(options.deallocate)) {
     constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
     if (count == 0) throw std::invalid_argument("daq_pool::BufferPool: pool_size must be at least 1 (got 0)");
     if (count > SlotTable<int>::max_slots)
       throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
                                   ") exceeds the limit of " + std::to_string(SlotTable<int>::max_slots));
     if (capacity == 0) throw std::invalid_argument("daq_pool::BufferPool: buffer_capacity must be at least 1 (got 0)");
+    if (capacity > static_cast<std::size_t>(PTRDIFF_MAX))
+      throw std::invalid_argument("daq_pool::BufferPool: buffer_capacity (" + std::to_string(capacity) +
+                                  ") exceeds the largest object size");
     if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0)
       throw std::invalid_argument("daq_pool::BufferPool: options.alignment (" + std::to_string(alignment_) +
                                   ") must be a power of two");
@@ -159,9 +164,10 @@ class BufferMemory {
                                std::to_string(capacity_) + " bytes (buffer_capacity)");
     if (reinterpret_cast<std::uintptr_t>(p) % alignment_ != 0) {
       deallocate_(p, capacity_, alignment_);
-      throw std::invalid_argument("daq_pool::BufferPool: options.allocate returned memory not aligned to "
-                                  "options.alignment (" +
-                                  std::to_string(alignment_) + ")");
+      throw std::invalid_argument(
+          "daq_pool::BufferPool: options.allocate returned memory not aligned to "
+          "options.alignment (" +
+          std::to_string(alignment_) + ")");
     }
     advise_huge(p, capacity_);
     if (prefault_) touch(p, capacity_);
@@ -173,6 +179,9 @@ class BufferMemory {
   void release(std::byte* p) noexcept {
     if (allocate_) deallocate_(p, capacity_, alignment_);
   }
+
+  /// BufferPoolOptions::zero_on_release, for the pool's reset.
+  bool zero_on_release() const noexcept { return zero_on_release_; }
 
   /// Bytes reserved for buffers: the region (padding included), or
   /// count * capacity from the user's allocator.
@@ -190,7 +199,7 @@ class BufferMemory {
     void* m = ::mmap(nullptr, map_length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) m = nullptr;
 #else
-    void* m = ::operator new(map_length_, std::align_val_t{std::max(align, cache_line)}, std::nothrow);
+    void* m = ::operator new (map_length_, std::align_val_t{std::max(align, cache_line)}, std::nothrow);
 #endif
     if (m == nullptr)
       throw buffer_alloc_error("daq_pool::BufferPool: cannot reserve " + std::to_string(map_length_) +
@@ -209,7 +218,7 @@ class BufferMemory {
     ::munmap(map_base_, map_length_);
 #else
     const std::size_t align = huge_pages_ ? std::max(alignment_, huge_page) : alignment_;
-    ::operator delete(map_base_, std::align_val_t{std::max(align, cache_line)});
+    ::operator delete (map_base_, std::align_val_t{std::max(align, cache_line)});
 #endif
     map_base_ = nullptr;
   }
@@ -242,6 +251,7 @@ class BufferMemory {
   std::size_t alignment_;
   bool prefault_;
   bool huge_pages_;
+  bool zero_on_release_;
   std::function<void*(std::size_t, std::size_t)> allocate_;
   std::function<void(void*, std::size_t, std::size_t)> deallocate_;
   std::size_t stride_ = 0;

@@ -58,8 +58,22 @@ class Parking {
     // between our load of the epoch and this call is never missed.
     ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_PRIVATE, key, tsp, nullptr, 0);
 #elif defined(DAQ_POOL_USE_RELACY)
-    (void)timeout;
-    if (epoch_.load(std::memory_order_seq_cst) == key) rl::yield(1, $);
+    // The model of FUTEX_WAIT under the Relacy model checker: compare the
+    // epoch with `key` and park on it with no preemption point in between
+    // (the kernel does both under its lock), so a notify that moved the epoch
+    // first is seen and one that comes later finds us parked. A timed wait
+    // may time out at any point of the schedule. Spurious wake-ups are off:
+    // Relacy would use them to rescue a thread whose wake-up was lost,
+    // hiding the very bug this model is for; a lost wake-up instead leaves
+    // the thread parked forever, which Relacy reports as a deadlock.
+    rl::context& c = rl::ctx();
+    c.sched();
+    bool same = false;
+    {
+      rl::preemption_disabler no_switch(c);
+      same = epoch_.load(std::memory_order_seq_cst) == key;
+    }
+    if (same) epoch_.wait(c, timeout.has_value(), false, $);
 #else
     if (epoch_.load(std::memory_order_seq_cst) == key) {
       // The semaphore may hold stale permits from earlier notifies; that only
@@ -95,7 +109,12 @@ class Parking {
   void wake([[maybe_unused]] int count) noexcept {
 #if defined(DAQ_POOL_DETAIL_FUTEX)
     ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
-#elif !defined(DAQ_POOL_USE_RELACY)
+#elif defined(DAQ_POOL_USE_RELACY)
+    // The model of FUTEX_WAKE: unparks up to `count` threads parked in wait().
+    rl::context& c = rl::ctx();
+    c.sched();
+    epoch_.wake(c, static_cast<rl::thread_id_t>(count), $);
+#else
     const auto n = std::min<std::uint32_t>(static_cast<std::uint32_t>(count), waiters_.load(std::memory_order_relaxed));
     if (n > 0) sleepers_.signal(static_cast<moodycamel::LightweightSemaphore::ssize_t>(n));
 #endif

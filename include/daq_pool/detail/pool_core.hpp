@@ -35,7 +35,11 @@ class PoolCore {
 
   /// Spins this many times (a few microseconds) before sleeping: a hand-off
   /// partner usually returns a slot sooner than a futex round trip would take.
+#if defined(DAQ_POOL_USE_RELACY)
+  static constexpr int spin_limit = 2;  // the model check must reach the sleep path
+#else
   static constexpr int spin_limit = 256;
+#endif
 
   PoolCore(std::size_t size, Factory factory, Reset reset, PoolOptions options)
       : table_(checked_capacity(size, factory, options)), factory_(std::move(factory)), reset_(std::move(reset)) {
@@ -147,8 +151,12 @@ class PoolCore {
   void give_back(Slot<T>& s) noexcept {
     s.returns.store(s.returns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (reset_ && !run_reset(s)) {
-      retired_.push(s);
+      // Counted before the push: once pushed, a grower may revive the slot
+      // and decrement the count at once; counting after the push would let
+      // that decrement come first and wrap the count below 0 (size() would
+      // then briefly read above max_size()).
       retired_count_.fetch_add(1, std::memory_order_relaxed);
+      retired_.push(s);
     } else {
       publish(s);
     }

@@ -47,7 +47,13 @@ class SlotTable {
   static constexpr std::size_t max_slots = 0x7FFF'FFFFu;
 
   /// Reserves nothing yet; `capacity` (<= max_slots) bounds ensure().
-  explicit SlotTable(std::size_t capacity) noexcept : capacity_(capacity) {}
+  explicit SlotTable(std::size_t capacity) noexcept : capacity_(capacity) {
+#if defined(DAQ_POOL_USE_RELACY)
+    // rl::atomic's default constructor leaves the value unset (std::atomic's
+    // value-initializes it); the model checker flags reading it.
+    for (auto& b : buckets_) b.store(nullptr, std::memory_order_relaxed);
+#endif
+  }
   SlotTable(const SlotTable&) = delete;
   SlotTable& operator=(const SlotTable&) = delete;
 
