@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Runs the frame_pipeline demo in one test mode and checks its results.
+
+usage: check_run.py BINARY MODE [demo flags...]
+
+Modes: default, fallback, drop, block (a run whose --json summary is checked),
+bad_args, failures (exit 1 cases), help, json, sigint. Every run gets a fresh, private TMPDIR, which
+must be empty again afterwards (the temporary output file is removed).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT_S = 100
+
+
+def fail(message):
+    print(f"FAIL: {message}")
+    sys.exit(1)
+
+
+def run(binary, args, tmpdir):
+    """Runs the demo to completion; returns (exit code, stdout, stderr)."""
+    env = dict(os.environ, TMPDIR=tmpdir)
+    print("$ frame_pipeline " + " ".join(args), flush=True)
+    proc = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    sys.stdout.write(proc.stderr)
+    sys.stdout.write(proc.stdout)
+    print(f"(exit code {proc.returncode})", flush=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def expect_clean_tmpdir(tmpdir):
+    left = os.listdir(tmpdir)
+    if left:
+        fail(f"files left behind in TMPDIR: {left}")
+
+
+def check_summary(summary):
+    """The invariants of every successful run."""
+    s = summary
+    if s["exit_code"] != 0:
+        fail(f"exit_code {s['exit_code']} in the summary")
+    if s["integrity_failures"] != 0:
+        fail(f"{s['integrity_failures']} integrity failures: {s['first_failure']}")
+    if s["frames_verified"] != s["frames_delivered"]:
+        fail(f"verified {s['frames_verified']} != delivered {s['frames_delivered']}")
+    if s["writer"]["frames"] != s["frames_delivered"]:
+        fail(f"writer wrote {s['writer']['frames']} frames, delivered {s['frames_delivered']}")
+    if s["frames_produced"] != s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"]:
+        fail("produced != delivered + dropped + SDK overruns")
+    if s["frames_delivered"] != s["frames_pooled"] + s["fallbacks"]:
+        fail("delivered != pooled + fallbacks")
+    if s["frames_delivered"] == 0:
+        fail("no frame delivered")
+    if s["allocations_counted"] and s["hot_path_allocations"] != 0:
+        fail(f"{s['hot_path_allocations']} heap allocations on the hot path after warm-up")
+    pool = s["pool"]
+    if pool["acquires"] != pool["releases"]:
+        fail(f"pool acquires {pool['acquires']} != releases {pool['releases']} at exit")
+
+
+def summary_of(binary, args, tmpdir):
+    code, out, _ = run(binary, [*args, "--json"], tmpdir)
+    try:
+        summary = json.loads(out)
+    except json.JSONDecodeError as e:
+        fail(f"--json output does not parse: {e}")
+    if code != 0:
+        fail(f"exit code {code}")
+    return summary
+
+
+def mode_run(binary, mode, args, tmpdir):
+    s = summary_of(binary, args, tmpdir)
+    check_summary(s)
+    if mode == "fallback":
+        if s["fallbacks"] == 0 or s["pool_exhausted"] == 0:
+            fail("the pool never ran dry: expected fallbacks > 0")
+        if s["frames_dropped"] != 0:
+            fail("fallback policy dropped frames")
+        # Fallbacks after warm-up are counted apart, as the expected allocations.
+        if s["allocations_counted"] and s["fallbacks"] > 10 and s["fallback_allocations"] == 0:
+            fail("fallbacks were not counted as (expected) allocations")
+    elif mode == "drop":
+        if s["frames_dropped"] == 0:
+            fail("expected dropped frames")
+        if s["fallbacks"] != 0:
+            fail("drop policy made heap fallbacks")
+    elif mode == "block":
+        if s["blocked_waits"] == 0:
+            fail("expected blocked waits")
+        if s["frames_dropped"] != 0 or s["fallbacks"] != 0:
+            fail("block policy dropped frames or fell back to the heap")
+        if s["acquire_wait_us"]["max"] < s["config"]["timeout_ms"] * 1000:
+            fail("a blocked wait should exceed --timeout")
+    expect_clean_tmpdir(tmpdir)
+    print(f"PASS: {mode}")
+
+
+BAD_ARGS = [
+    (["--frame-bytes=0"], "--frame-bytes"),
+    (["--frame-bytes=12Q"], "--frame-bytes"),
+    (["--frame-bytes=2G"], "--frame-bytes"),
+    (["--pool=0"], "--pool"),
+    (["--pool=-3"], "--pool"),
+    (["--fps=-5"], "--fps"),
+    (["--fps=0"], "--fps"),
+    (["--fps=1e9"], "--fps"),
+    (["--fps=nan"], "--fps"),
+    (["--duration=0"], "--duration"),
+    (["--duration=abc"], "--duration"),
+    (["--frames=0"], "--frames"),
+    (["--timeout=-1"], "--timeout"),
+    (["--on-exhausted=panic"], "--on-exhausted"),
+    (["--writer-mbps=-1"], "--writer-mbps"),
+    (["--preview-every=0"], "--preview-every"),
+    (["--corrupt-every=x"], "--corrupt-every"),
+    (["--no-such-flag"], "--no-such-flag"),
+    (["--fps"], "--fps"),
+    (["stray"], "stray"),
+    (["--frame-bytes=1G", "--pool=4096"], "--frame-bytes"),
+]
+
+
+def mode_bad_args(binary, tmpdir):
+    cases = BAD_ARGS + [
+        ([f"--out={tmpdir}/no/such/dir/frames.bin", "--frames=5"], "--out"),
+        ([f"--out={tmpdir}", "--frames=5"], "--out"),  # a directory
+    ]
+    for args, flag in cases:
+        code, out, err = run(binary, args, tmpdir)
+        if code != 2:
+            fail(f"{args}: exit code {code}, expected 2")
+        if flag not in err:
+            fail(f"{args}: the message does not name {flag}")
+        if flag.startswith("--") and flag != "--no-such-flag" and "allowed" not in err and "missing value" not in err:
+            fail(f"{args}: the message does not give the allowed range")
+        if out:
+            fail(f"{args}: printed to stdout on a usage error")
+        expect_clean_tmpdir(tmpdir)
+    print("PASS: bad_args")
+
+
+def mode_failures(binary, tmpdir):
+    """Corrupted frames and a failing writer must fail the run with exit 1."""
+    s = None
+    code, out, _ = run(binary, ["--frames=40", "--fps=400", "--frame-bytes=64K", "--corrupt-every=7", "--json"], tmpdir)
+    s = json.loads(out)
+    if code != 1 or s["exit_code"] != 1:
+        fail(f"corrupted frames: exit code {code}, expected 1")
+    if s["integrity_failures"] == 0 or s["first_failure"] is None:
+        fail("corrupted frames were not caught")
+    if s["integrity_failures"] != s["frames_delivered"] - s["frames_verified"]:
+        fail("integrity failures + verified != delivered")
+    expect_clean_tmpdir(tmpdir)
+    if os.path.exists("/dev/full"):
+        code, out, err = run(binary, ["--frames=20", "--fps=400", "--frame-bytes=64K", "--out=/dev/full", "--json"],
+                             tmpdir)
+        s = json.loads(out)
+        if code != 1 or s["writer"]["error"] is None or "/dev/full" not in err:
+            fail(f"a failing writer: exit code {code}, expected 1 and an error message")
+    print("PASS: failures")
+
+
+FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
+         "--writer-mbps", "--preview-every", "--corrupt-every", "--json", "--quiet", "--help"]
+
+
+def mode_help(binary, tmpdir):
+    code, out, _ = run(binary, ["--help"], tmpdir)
+    if code != 0:
+        fail(f"--help exit code {code}")
+    for flag in FLAGS:
+        if flag not in out:
+            fail(f"--help does not list {flag}")
+    for default in ["5\n", "none\n", "8M\n", "100\n", "30\n", "50\n", "fallback\n", "a temp file\n",
+                    "0 (unthrottled)\n", "10\n", "0 (never)\n"]:
+        if default not in out:
+            fail(f"--help does not give the default {default.strip()}")
+    print("PASS: help")
+
+
+def mode_json(binary, args, tmpdir):
+    code, out, _ = run(binary, [*args, "--json"], tmpdir)
+    if code != 0:
+        fail(f"exit code {code}")
+    tool = subprocess.run([sys.executable, "-m", "json.tool"], input=out, capture_output=True, text=True)
+    if tool.returncode != 0:
+        fail(f"python3 -m json.tool rejects the output: {tool.stderr}")
+    check_summary(json.loads(out))
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: json")
+
+
+def mode_sigint(binary, args, tmpdir):
+    env = dict(os.environ, TMPDIR=tmpdir)
+    print("$ frame_pipeline " + " ".join([*args, "--json"]) + "   (SIGINT after 0.5 s)", flush=True)
+    proc = subprocess.Popen([binary, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while not os.listdir(tmpdir) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # wait for the temporary file: setup done
+    if not any(n.startswith("daq-pool-frames-") for n in os.listdir(tmpdir)):
+        proc.kill()
+        fail("the temporary output file never appeared")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("no exit within 60 s of SIGINT")
+    sys.stdout.write(err)
+    sys.stdout.write(out)
+    print(f"(exit code {proc.returncode}, {time.monotonic() - sent:.2f} s after SIGINT)")
+    if proc.returncode != 0:
+        fail(f"exit code {proc.returncode} after SIGINT")
+    s = json.loads(out)
+    if s["stop_reason"] != "signal" or not s["interrupted"]:
+        fail("the summary does not say the run was interrupted")
+    check_summary(s)
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: sigint")
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__)
+        sys.exit(2)
+    binary, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    with tempfile.TemporaryDirectory(prefix="frame-pipeline-test-") as tmpdir:
+        if mode in ("default", "fallback", "drop", "block"):
+            mode_run(binary, mode, args, tmpdir)
+        elif mode == "bad_args":
+            mode_bad_args(binary, tmpdir)
+        elif mode == "failures":
+            mode_failures(binary, tmpdir)
+        elif mode == "help":
+            mode_help(binary, tmpdir)
+        elif mode == "json":
+            mode_json(binary, args, tmpdir)
+        elif mode == "sigint":
+            mode_sigint(binary, args, tmpdir)
+        else:
+            fail(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

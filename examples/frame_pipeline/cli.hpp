@@ -1,0 +1,282 @@
+// Command-line flags of the frame-pipeline demo: defaults, ranges, parsing.
+#pragma once
+
+#include <unistd.h>
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace frame_pipeline {
+
+/// What the acquisition thread does when no pool buffer frees up within
+/// `--timeout`.
+enum class OnExhausted { fallback, drop, block };
+
+/// The name `--on-exhausted` accepts for `policy`.
+inline const char* to_string(OnExhausted policy) noexcept {
+  switch (policy) {
+    case OnExhausted::fallback:
+      return "fallback";
+    case OnExhausted::drop:
+      return "drop";
+    case OnExhausted::block:
+      return "block";
+  }
+  return "?";
+}
+
+/// Slots in the simulated SDK's circular buffer (PVCAM's CIRC_NO_OVERWRITE
+/// ring in the seed's integration notes).
+inline constexpr std::size_t sdk_ring_slots = 20;
+
+/// Every flag's value, with its default.
+struct Options {
+  double duration_s = 5.0;                           ///< --duration: stop after this long
+  bool duration_given = false;                       ///< --duration was on the command line
+  std::uint64_t frames = 0;                          ///< --frames: stop after this many exposures (0: no limit)
+  std::size_t frame_bytes = 8u << 20;                ///< --frame-bytes
+  double fps = 100.0;                                ///< --fps
+  std::size_t pool = 30;                             ///< --pool
+  std::uint64_t timeout_ms = 50;                     ///< --timeout
+  OnExhausted on_exhausted = OnExhausted::fallback;  ///< --on-exhausted
+  std::string out;                                   ///< --out (empty: a temporary file deleted at exit)
+  double writer_mbps = 0.0;                          ///< --writer-mbps (0: unthrottled)
+  std::uint64_t preview_every = 10;                  ///< --preview-every
+  std::uint64_t corrupt_every = 0;                   ///< --corrupt-every (0: never)
+  bool json = false;                                 ///< --json
+  bool quiet = false;                                ///< --quiet
+  bool help = false;                                 ///< --help
+};
+
+// Ranges, shared by the parser, the usage text and the error messages.
+inline constexpr double max_duration_s = 86400.0;
+inline constexpr std::uint64_t max_frames = 1'000'000'000'000ull;
+inline constexpr std::size_t min_frame_bytes = 64;  // room for the 32-byte frame header and some payload
+inline constexpr std::size_t max_frame_bytes = std::size_t{1} << 30;
+inline constexpr double max_fps = 10000.0;
+inline constexpr std::size_t max_pool = 4096;
+inline constexpr std::uint64_t max_timeout_ms = 60'000;
+inline constexpr double max_writer_mbps = 1e6;
+inline constexpr std::uint64_t max_preview_every = 1'000'000'000ull;
+
+/// The --help text.
+inline std::string usage_text(const char* argv0) {
+  std::string s = "usage: ";
+  s += argv0;
+  s += R"( [flags]
+
+Simulates a camera acquisition end to end: a sensor thread fills a 20-slot
+no-overwrite SDK ring; an acquisition thread copies each frame into a
+daq_pool::BufferPool buffer, freezes it into a shared Bytes view, releases the
+SDK slot and fans the view out to a writer, a preview and a verifier, each on
+its own thread behind a bounded queue.
+
+flags (--flag=value or --flag value)                                  default
+  --duration=SECONDS     run time, in (0, 86400]                         5
+  --frames=N             stop after N camera exposures, in [1, 1e12];    none
+                         alone, it lifts the --duration limit
+  --frame-bytes=BYTES    frame size, in [64, 1G]; K, M, G are binary     8M
+                         (pool + SDK ring + queued fallbacks must fit
+                         in half of this machine's memory)
+  --fps=RATE             camera frame rate, in (0, 10000]                100
+  --pool=N               BufferPool buffers, in [1, 4096]                30
+  --timeout=MS           longest wait for a pool buffer before           50
+                         --on-exhausted applies, in [0, 60000]
+  --on-exhausted=POLICY  fallback: copy the frame to the heap            fallback
+                                   (Bytes::copy_from, counted)
+                         drop:     drop the frame (counted)
+                         block:    keep waiting (the SDK ring may overrun)
+  --out=PATH             file the writer appends every frame to          a temp file
+                         (/dev/null allowed). The default file goes in
+                         $TMPDIR, else /dev/shm, else /tmp; it is
+                         rewound every 256 MiB and deleted at exit
+  --writer-mbps=MB/S     throttle the writer to this many 10^6 bytes/s   0 (unthrottled)
+                         while acquiring (a slow disk, to show
+                         backpressure), in [0, 1e6]
+  --preview-every=N      the preview analyses every Nth frame,           10
+                         in [1, 1e9]
+  --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
+                         SDK ring; the verifier must fail the run
+                         (exit 1), in [0, 1e9]
+  --json                 print the summary as JSON on stdout             off
+                         (progress then goes to stderr)
+  --quiet                no progress lines                               off
+  --help, -h             this text
+
+exit codes: 0 success; 1 data-integrity failure (a frame failed verification
+or the writer lost frames); 2 bad arguments or setup failure.
+Ctrl-C (SIGINT) or SIGTERM stops cleanly: acquisition stops, consumers drain,
+the summary prints, the temporary file is removed.
+)";
+  return s;
+}
+
+/// A rejected command line: the message names the flag and its allowed range.
+struct ParseError {
+  std::string message;
+};
+
+namespace detail {
+
+/// Parses a whole string as a finite double; nothing on any trailing junk.
+inline std::optional<double> parse_double(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+/// Parses a whole string as a non-negative integer, optionally with a binary
+/// K/M/G suffix when `suffixes` is set; nothing on junk, sign or overflow.
+inline std::optional<std::uint64_t> parse_uint(const std::string& text, bool suffixes) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return std::nullopt;  // rejects '-' and '+'
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (errno == ERANGE) return std::nullopt;
+  std::string_view rest(end);
+  unsigned shift = 0;
+  if (suffixes && !rest.empty()) {
+    const char unit = static_cast<char>(rest[0] & ~0x20);  // upper-case
+    shift = unit == 'K' ? 10 : unit == 'M' ? 20 : unit == 'G' ? 30 : 0;
+    if (shift == 0) return std::nullopt;
+    rest.remove_prefix(1);
+    if (rest == "iB" || rest == "IB" || rest == "ib" || rest == "B" || rest == "b") rest = {};
+  }
+  if (!rest.empty()) return std::nullopt;
+  if (shift != 0 && v > (~0ull >> shift)) return std::nullopt;
+  return static_cast<std::uint64_t>(v) << shift;
+}
+
+}  // namespace detail
+
+/// Parses argv into Options, or explains what is wrong with it.
+inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt) {
+  auto error = [](const std::string& flag, const std::string& value, const std::string& allowed) {
+    return ParseError{flag + ": got '" + value + "'; allowed: " + allowed};
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      opt.help = true;
+      continue;
+    }
+    if (arg == "--json") {
+      opt.json = true;
+      continue;
+    }
+    if (arg == "--quiet") {
+      opt.quiet = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) return ParseError{"unexpected argument '" + arg + "' (flags start with --)"};
+    std::string flag = arg, value;
+    bool has_value = false;
+    if (const auto eq = arg.find('='); eq != std::string::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",  "--fps",
+                                                  "--pool",        "--timeout",       "--on-exhausted", "--out",
+                                                  "--writer-mbps", "--preview-every", "--corrupt-every"};
+    bool known = false;
+    for (std::string_view v : valued) known = known || flag == v;
+    if (!known) {
+      if (flag == "--json" || flag == "--quiet" || flag == "--help") return ParseError{flag + " takes no value"};
+      return ParseError{"unknown flag '" + flag + "' (see --help)"};
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) return ParseError{flag + ": missing value (see --help)"};
+      value = argv[++i];
+    }
+
+    if (flag == "--duration") {
+      const auto v = detail::parse_double(value);
+      if (!v || *v <= 0 || *v > max_duration_s) return error(flag, value, "seconds in (0, 86400]");
+      opt.duration_s = *v;
+      opt.duration_given = true;
+    } else if (flag == "--frames") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v < 1 || *v > max_frames) return error(flag, value, "an integer in [1, 1000000000000]");
+      opt.frames = *v;
+    } else if (flag == "--frame-bytes") {
+      const auto v = detail::parse_uint(value, true);
+      if (!v || *v < min_frame_bytes || *v > max_frame_bytes)
+        return error(flag, value, "bytes in [64, 1G] (1G = 1073741824; K, M, G suffixes are binary)");
+      opt.frame_bytes = static_cast<std::size_t>(*v);
+    } else if (flag == "--fps") {
+      const auto v = detail::parse_double(value);
+      if (!v || *v <= 0 || *v > max_fps) return error(flag, value, "frames per second in (0, 10000]");
+      opt.fps = *v;
+    } else if (flag == "--pool") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v < 1 || *v > max_pool) return error(flag, value, "an integer in [1, 4096]");
+      opt.pool = static_cast<std::size_t>(*v);
+    } else if (flag == "--timeout") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v > max_timeout_ms) return error(flag, value, "milliseconds, an integer in [0, 60000]");
+      opt.timeout_ms = *v;
+    } else if (flag == "--on-exhausted") {
+      if (value == "fallback") {
+        opt.on_exhausted = OnExhausted::fallback;
+      } else if (value == "drop") {
+        opt.on_exhausted = OnExhausted::drop;
+      } else if (value == "block") {
+        opt.on_exhausted = OnExhausted::block;
+      } else {
+        return error(flag, value, "one of fallback, drop, block");
+      }
+    } else if (flag == "--out") {
+      if (value.empty()) return error(flag, value, "a writable file path (or /dev/null)");
+      opt.out = value;
+    } else if (flag == "--writer-mbps") {
+      const auto v = detail::parse_double(value);
+      if (!v || *v < 0 || *v > max_writer_mbps) return error(flag, value, "MB/s in [0, 1000000] (0 = unthrottled)");
+      opt.writer_mbps = *v;
+    } else if (flag == "--preview-every") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v < 1 || *v > max_preview_every) return error(flag, value, "an integer in [1, 1000000000]");
+      opt.preview_every = *v;
+    } else if (flag == "--corrupt-every") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");
+      opt.corrupt_every = *v;
+    }
+  }
+  return std::nullopt;
+}
+
+/// Physical memory of this machine in bytes (0 if unknown).
+inline std::uint64_t physical_memory_bytes() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+}
+
+/// Rejects flag combinations that are each in range but absurd together:
+/// the pool, the SDK ring and (with --on-exhausted=fallback) the heap frames
+/// the writer's queue may hold must fit in half of physical memory.
+inline std::optional<ParseError> check_memory(const Options& opt) {
+  const std::uint64_t ram = physical_memory_bytes();
+  std::uint64_t frames = opt.pool + sdk_ring_slots;
+  if (opt.on_exhausted == OnExhausted::fallback) frames += opt.pool + sdk_ring_slots;  // queued heap copies
+  const std::uint64_t need = frames * opt.frame_bytes;
+  if (ram != 0 && need > ram / 2) {
+    return ParseError{"--frame-bytes=" + std::to_string(opt.frame_bytes) + " with --pool=" + std::to_string(opt.pool) +
+                      " may need " + std::to_string(need >> 20) + " MiB (pool, " + std::to_string(sdk_ring_slots) +
+                      "-slot SDK ring" + (opt.on_exhausted == OnExhausted::fallback ? ", queued heap fallbacks" : "") +
+                      "); allowed: at most half of this machine's " + std::to_string(ram >> 20) + " MiB"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace frame_pipeline
