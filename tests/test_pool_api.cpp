@@ -31,7 +31,7 @@ static_assert(std::is_nothrow_move_constructible_v<Loaned<int>>);
 static_assert(std::is_nothrow_move_assignable_v<Loaned<int>>);
 static_assert(std::is_copy_constructible_v<Pool<int>>, "a pool is a copyable handle");
 static_assert(noexcept(std::declval<Pool<int>&>().try_acquire()));
-static_assert(noexcept(std::declval<Pool<int>&>().try_acquire_for(1ms)));
+static_assert(noexcept(std::declval<Pool<int>&>().try_acquire_for(std::declval<std::chrono::milliseconds>())));
 static_assert(noexcept(std::declval<Loaned<int>&>().reset()));
 
 namespace {
@@ -556,4 +556,36 @@ TEST_CASE("the pool works with move-only and over-aligned item types") {
   Pool<std::unique_ptr<int>> owning(2, [] { return std::make_unique<int>(7); });
   auto p = owning.acquire();
   CHECK(**p == 7);
+}
+
+namespace {
+// A clock that advances 10 us every time it is read: a deadline on it is
+// reached after a known number of reads, whatever the real time. If a wait
+// recomputed its deadline on each retry (now + remaining), it would never
+// reach it.
+struct TickingClock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<TickingClock>;
+  [[maybe_unused]] static constexpr bool is_steady = true;
+  static inline std::atomic<std::int64_t> reads{0};
+  static time_point now() noexcept { return time_point(std::chrono::microseconds(10) * (1 + reads++)); }
+};
+}  // namespace
+
+TEST_CASE("a deadline is absolute: reached after the clock passes it, never extended by retries") {
+  test_support::Watchdog dog("absolute deadline on a user clock", std::chrono::seconds(60));
+  Pool<int> pool(1, [] { return 0; });
+  auto held = pool.acquire();
+  TickingClock::reads = 0;
+  const auto deadline = TickingClock::now() + std::chrono::microseconds(200);  // 20 reads away
+  CHECK_FALSE(pool.try_acquire_until(deadline));
+  // Each retry reads the clock once: about 20 reads, never unbounded.
+  INFO("clock reads " << TickingClock::reads.load());
+  CHECK(TickingClock::reads.load() >= 20);
+  CHECK(TickingClock::reads.load() <= 40);
+  // A deadline already passed on this clock: one try, one read at most.
+  held.reset();
+  CHECK(pool.try_acquire_until(TickingClock::time_point(std::chrono::nanoseconds(0))));
 }

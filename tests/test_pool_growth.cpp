@@ -4,6 +4,8 @@
 #include <daq_pool/daq_pool.hpp>
 
 #include <atomic>
+#include <cstdint>
+#include <utility>
 #include <optional>
 #include <set>
 #include <thread>
@@ -107,6 +109,7 @@ TEST_CASE("a grower in acquire_or_grow never fails while below the bound") {
     std::atomic<std::size_t> extra{0};
     test_support::StartGate gate(threads);
     test_support::StartGate done(threads);
+    test_support::StartGate checked(threads);
     test_support::run_threads(threads, [&](std::size_t) {
       std::vector<Loaned<int>> mine;
       gate.arrive_and_wait();
@@ -121,6 +124,7 @@ TEST_CASE("a grower in acquire_or_grow never fails while below the bound") {
       }
       done.arrive_and_wait();  // everyone holds everything: the pool is full
       if (pool.acquire_or_grow()) ++extra;
+      checked.arrive_and_wait();  // nobody returns a loan before all have tried
     });
     INFO("round " << r);
     REQUIRE(failures.load() == 0);
@@ -184,12 +188,15 @@ TEST_CASE("pointers cached by earlier loans stay valid while the pool grows") {
   });
   test_support::run_threads(2, [&](std::size_t id) {
     std::vector<Loaned<std::size_t>> mine;
-    while (pool.size() < max) {
+    mine.reserve(max);
+    // Loans are mostly kept (so the pool must grow to serve the next one),
+    // and every 8th step one is returned (so free slots get reused too).
+    for (std::size_t step = 0; pool.size() < max; ++step) {
       if (auto l = pool.acquire_or_grow()) {
         **l = 1000000 + id;
         mine.push_back(std::move(*l));
       }
-      if (mine.size() > 50) mine.erase(mine.begin(), mine.begin() + 25);
+      if (step % 8 == 7 && !mine.empty()) mine.erase(mine.begin());
     }
   });
   stop = true;

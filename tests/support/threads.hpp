@@ -25,9 +25,9 @@ inline constexpr bool sanitized = true;
 inline constexpr bool sanitized = false;
 #endif
 
-/// `n` in a plain build, `n / 8` (at least 1) under a sanitizer: keeps every
+/// `n` in a plain build, `n / 4` (at least 1) under a sanitizer: keeps every
 /// stress test to a few seconds on 2 cores either way.
-constexpr std::size_t scaled(std::size_t n) noexcept { return sanitized ? (n / 8 > 0 ? n / 8 : 1) : n; }
+constexpr std::size_t scaled(std::size_t n) noexcept { return sanitized ? (n / 4 > 0 ? n / 4 : 1) : n; }
 
 /// A one-shot barrier for `count` threads that never allocates (std::barrier
 /// may), so it can sit inside an allocation-counting window. Spins with

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Turns the Google Benchmark JSON files of bench/run.sh into bench/results.md
+(Markdown tables of medians and ratios) and the data files of plot.gp.
+
+usage: report.py JSON_DIR OUT_MD DATA_DIR
+"""
+import json
+import math
+import os
+import sys
+
+# The daq_pool rows a group's ratios are taken against, in order of preference.
+DAQ_IMPLS = ["daq_pool", "Bytes", "Loaned", "BufferPool"]
+SCENARIOS = ["cycle", "view", "access", "handoff", "contended", "pipeline", "first_touch"]
+INTRO = {
+    "cycle": "One thread: acquire + release. Pool of 8.",
+    "view": "Copy (or slice) a view of a 64 KiB buffer and drop it; the whole life of a view.",
+    "access": "Sum over a 64 KiB item through its handle vs. through a raw pointer (ratio ~1.00 expected).",
+    "handoff": "Producer acquires, one shared channel (moodycamel BlockingConcurrentQueue), consumer drops. "
+               "Pool of 8. `cpu_*`: fraction of the wall time each thread was on a CPU.",
+    "contended": "Two threads acquire + release one shared pool of 8 (never empty). Items/s counts both threads; "
+                 "`share_*`: each thread's share of the operations; `cpu_*`: its fraction of the wall time on a CPU.",
+    "pipeline": "acquire -> copy an 8 MiB frame -> freeze -> consumer thread reads 1 byte/page -> drop. Pool of 8. "
+                "`memcpy` is a plain serial copy (the ceiling); `*_mmap` cases allocate per frame with glibc's mmap "
+                "threshold pinned at 128 KiB.",
+    "first_touch": "Acquire all 8 buffers of a BufferPool and copy a frame into each: on a fresh pool (first pass) "
+                   "vs. a used one (steady state); one item = one 8 MiB buffer.",
+}
+
+
+def load(json_dir):
+    context, rows = {}, {}
+    for name in sorted(os.listdir(json_dir)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(json_dir, name)) as f:
+            data = json.load(f)
+        context = context or data.get("context", {})
+        for b in data["benchmarks"]:
+            if b.get("run_type") != "aggregate":
+                continue
+            b["_date"] = data.get("context", {}).get("date")
+            b["_min_time"] = data.get("context", {}).get("min_time", "?")
+            run = b["run_name"].removesuffix("/real_time")
+            rows.setdefault(run, {})[b["aggregate_name"]] = b
+    return context, rows
+
+
+def fmt_time(ns):
+    if ns is None or not math.isfinite(ns):
+        return "-"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.1f} ns"
+
+
+def fmt_rate(x):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.3g}"
+
+
+def fmt_num(x, digits=2):
+    if x is None:
+        return "-"
+    if x < 0:
+        return "n/a"
+    if x == 0:
+        return "0"
+    if abs(x) < 0.01:
+        return f"{x:.1e}"
+    return f"{x:.{digits}f}"
+
+
+class Row:
+    def __init__(self, run, aggs):
+        self.run = run
+        self.scenario, self.case, self.impl = run.split("/", 2)
+        med = aggs.get("median", {})
+        cv = aggs.get("cv", {})
+        self.items_s = med.get("items_per_second", 0.0)
+        self.bytes_s = med.get("bytes_per_second")
+        self.cv = cv.get("items_per_second")
+        self.ns = 1e9 / self.items_s if self.items_s else float("nan")
+        self.counters = med
+        self.order = med.get("family_index", 0)
+        self.repetitions = med.get("repetitions")
+        self.date = med.get("_date")
+        self.min_time = med.get("_min_time")
+
+    def c(self, key):
+        return self.counters.get(key)
+
+
+def group_rows(rows):
+    groups = {}
+    for run, aggs in rows.items():
+        r = Row(run, aggs)
+        groups.setdefault((r.scenario, r.case), []).append(r)
+    for rs in groups.values():
+        rs.sort(key=lambda r: r.order)
+    return dict(sorted(groups.items(), key=lambda kv: kv[1][0].order))
+
+
+def reference(rows):
+    for impl in DAQ_IMPLS:
+        for r in rows:
+            if r.impl == impl:
+                return r
+    return None
+
+
+def table(scenario, case, rows, all_groups):
+    ref = reference(rows)
+    extra = []
+    if scenario == "handoff":
+        extra = ["cpu_producer", "cpu_consumer"]
+    if scenario == "contended":
+        extra = ["share_t1", "share_t2", "cpu_t1", "cpu_t2"]
+    has_bytes = any(r.bytes_s for r in rows)
+    head = ["implementation", "time/op", "items/s"]
+    if has_bytes:
+        head.append("bytes/s")
+    head += ["cv"]
+    if scenario == "pipeline":
+        head.append("% of memcpy")
+    elif scenario == "first_touch":
+        head.append("time ÷ steady state (prefault on)")
+    elif ref is not None:
+        head.append(f"time ÷ {ref.impl}")
+    head += ["allocs/op", "faults/op"] + extra
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    memcpy = next((r for r in rows if r.impl == "memcpy"), None)
+    steady = None
+    if scenario == "first_touch":
+        steady = next((r for r in all_groups.get(("first_touch", "prefault_on"), []) if r.impl == "steady_state"), None)
+    for r in rows:
+        name = f"**{r.impl}**" if r.impl in DAQ_IMPLS else r.impl
+        cells = [name, fmt_time(r.ns), fmt_rate(r.items_s) + "/s"]
+        if has_bytes:
+            cells.append(fmt_rate(r.bytes_s) + "B/s" if r.bytes_s else "-")
+        cells.append(f"{100 * r.cv:.1f}%" if r.cv is not None else "-")
+        if scenario == "pipeline":
+            cells.append(f"{100 * r.items_s / memcpy.items_s:.1f}%" if memcpy else "-")
+        elif scenario == "first_touch":
+            cells.append(f"{r.ns / steady.ns:.2f}" if steady else "-")
+        elif ref is not None:
+            cells.append(f"{r.ns / ref.ns:.2f}")
+        cells += [fmt_num(r.c("allocs/op")), fmt_num(r.c("faults/op"))]
+        cells += [fmt_num(r.c(k)) for k in extra]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def find(groups, scenario, case, impl):
+    return next((r for r in groups.get((scenario, case), []) if r.impl == impl), None)
+
+
+def goals(groups):
+    """(goal, measured, met) for each target of issue 4."""
+    out = []
+
+    def ratio(a, b):
+        return a.ns / b.ns if a and b else None
+
+    def add(goal, value, text, ok):
+        out.append((goal, text if value is not None else "not measured", "-" if value is None else ("yes" if ok else "**no**")))
+
+    d = find(groups, "cycle", "int", "daq_pool")
+    m = find(groups, "cycle", "int", "mutex_freelist")
+    x = ratio(d, m)
+    add("cycle Pool<int> ≤ mutex free list", x, f"{x:.2f}× the mutex free list's time" if x else "", x is not None and x <= 1.0)
+    for impl in ("AVBufferPool", "GstBufferPool"):
+        d8 = find(groups, "cycle", "frame_8MiB", "daq_pool")
+        b = find(groups, "cycle", "frame_8MiB", impl)
+        x = ratio(b, d8)
+        add(f"cycle ≥ 4× faster than {impl}", x, f"{x:.1f}× faster" if x else "", x is not None and x >= 4)
+    bp = find(groups, "cycle", "frame_8MiB", "BufferPool")
+    for impl in ("AVBufferPool", "GstBufferPool"):
+        b = find(groups, "cycle", "frame_8MiB", impl)
+        x = ratio(b, bp)
+        add(f"BufferPool cycle ≥ 4× faster than {impl}", x, f"{x:.1f}× faster" if x else "", x is not None and x >= 4)
+    v = find(groups, "view", "copy_drop", "Bytes")
+    s = find(groups, "view", "copy_drop", "shared_ptr")
+    a = find(groups, "view", "copy_drop", "av_buffer_ref")
+    x = ratio(v, s)
+    add("view copy+drop ≤ shared_ptr", x, f"{x:.2f}× shared_ptr's time" if x else "", x is not None and x <= 1.0)
+    x = ratio(a, v)
+    add("view copy+drop ≥ 5× faster than av_buffer_ref", x, f"{x:.1f}× faster" if x else "", x is not None and x >= 5)
+    for case, impl in (("sum_u64_64KiB", "Loaned"), ("sum_bytes_64KiB", "Bytes")):
+        x = ratio(find(groups, "access", case, impl), find(groups, "access", case, "raw_pointer"))
+        add(f"access through {impl} ~ raw pointer", x, f"{x:.2f}× raw pointer" if x else "", x is not None and x <= 1.05)
+    for case in ("frame_8MiB", "item_64B"):
+        d = find(groups, "handoff", case, "daq_pool")
+        m = find(groups, "handoff", case, "mutex_freelist")
+        x = ratio(m, d)
+        add(f"handoff {case} ≥ 2× the mutex pool", x, f"{x:.2f}× the mutex pool's rate" if x else "", x is not None and x >= 2)
+    d = find(groups, "contended", "int", "daq_pool")
+    lf = find(groups, "contended", "int", "moodycamel")
+    x = ratio(lf, d)
+    share = min(d.c("share_t1") or 0, d.c("share_t2") or 0) if d else 0
+    add("contended ≥ best lock-free baseline (moodycamel), both threads progressing", x,
+        f"{x:.2f}× moodycamel's rate; smaller thread share {share:.2f}" if x else "",
+        x is not None and x >= 1.0 and share >= 0.25)
+    mc = find(groups, "pipeline", "frame_8MiB", "memcpy")
+    for impl in ("BufferPool", "daq_pool"):
+        p = find(groups, "pipeline", "frame_8MiB", impl)
+        x = p.items_s / mc.items_s if p and mc else None
+        add(f"pipeline {impl} ≥ 96% of memcpy", x, f"{100 * x:.1f}% of memcpy" if x else "", x is not None and x >= 0.96)
+    f = find(groups, "first_touch", "prefault_on", "first_pass")
+    st = find(groups, "first_touch", "prefault_on", "steady_state")
+    x = ratio(f, st)
+    add("first touch with prefault within 1.2× steady state", x, f"{x:.2f}× steady state" if x else "", x is not None and x <= 1.2)
+    allocating = []
+    for rows in groups.values():
+        for r in rows:
+            if r.impl in DAQ_IMPLS and (r.c("allocs/op") or 0) > 0:
+                allocating.append(f"{r.run} ({r.c('allocs/op'):.3g})")
+    add("0 allocations/op on every daq_pool path (except Bytes::copy_from)", 0,
+        "all 0" if not allocating else "allocating: " + ", ".join(allocating), not allocating)
+    return out
+
+
+def write_data(groups, data_dir):
+    os.makedirs(data_dir, exist_ok=True)
+    impls = []
+    for case in ("frame_8MiB", "item_64B"):
+        for r in groups.get(("handoff", case), []):
+            if r.impl not in impls:
+                impls.append(r.impl)
+    with open(os.path.join(data_dir, "handoff.dat"), "w") as f:
+        f.write("# implementation  frame_8MiB(k items/s)  item_64B(k items/s)\n")
+        for impl in impls:
+            vals = []
+            for case in ("frame_8MiB", "item_64B"):
+                r = find(groups, "handoff", case, impl)
+                vals.append(f"{r.items_s / 1e3:.1f}" if r else "NaN")
+            f.write(f'"{impl}" {vals[0]} {vals[1]}\n')
+    with open(os.path.join(data_dir, "pipeline.dat"), "w") as f:
+        f.write("# implementation  GB/s  percent_of_memcpy\n")
+        rows = groups.get(("pipeline", "frame_8MiB"), [])
+        mc = find(groups, "pipeline", "frame_8MiB", "memcpy")
+        for r in rows:
+            gbs = (r.bytes_s or 0) / 1e9
+            pct = 100 * r.items_s / mc.items_s if mc else float("nan")
+            f.write(f'"{r.impl}" {gbs:.3f} {pct:.1f}\n')
+
+
+def main():
+    json_dir, out_md, data_dir = sys.argv[1:4]
+    context, rows = load(json_dir)
+    groups = group_rows(rows)
+    write_data(groups, data_dir)
+    custom = {k: v for k, v in context.items() if isinstance(v, str)}
+    lines = ["# daq-pool benchmark results", ""]
+    lines.append("Generated by `bench/run.sh` from Google Benchmark JSON: medians of repeated, randomly "
+                 "interleaved runs (each scenario says how many and how long). "
+                 "Ratios compare rows of the same run. `cv`: coefficient of variation of the repetitions.")
+    lines.append("")
+    lines.append(f"- **CPU**: {custom.get('cpu', '?')}, {context.get('num_cpus', '?')} logical CPUs "
+                 f"@ {context.get('mhz_per_cpu', '?')} MHz"
+                 + (f"; caches: " + ", ".join(f"L{c['level']} {c['type'].lower()} {c['size'] // 1024} KiB"
+                                               + (f" ×{context['num_cpus'] // c['num_sharing']}" if c.get('num_sharing') else "")
+                                               for c in context.get("caches", [])) if context.get("caches") else ""))
+    lines.append(f"- **Compiler**: {custom.get('compiler', '?')}, CMake Release (-O3)")
+    lines.append(f"- **Date**: {context.get('date', '?')}; host `{context.get('host_name', '?')}`; "
+                 f"load average before the run: {custom.get('load_before', '?')}; "
+                 f"scheduling: {custom.get('priority', 'normal')}")
+    lines.append(f"- **OS**: {custom.get('os', '?')}; Google Benchmark {custom.get('benchmark_version', '?')}; "
+                 f"FFmpeg libavutil {custom.get('libavutil', 'absent')}; GStreamer {custom.get('gstreamer', 'absent')}")
+    lines.append("- glibc's single-thread shortcuts are off: each binary starts and joins a thread before "
+                 f"measuring (`__libc_single_threaded` = {custom.get('libc_single_threaded', '?')}).")
+    lines.append("")
+    lines.append("## Goals (issue 4)")
+    lines.append("")
+    lines.append("| goal | measured | met |")
+    lines.append("|---|---|---|")
+    for goal, text, ok in goals(groups):
+        lines.append(f"| {goal} | {text} | {ok} |")
+    lines.append("")
+    seen = []
+    for key in groups:
+        if key[0] not in seen:
+            seen.append(key[0])
+    for scenario in [s for s in SCENARIOS if s in seen] + [s for s in seen if s not in SCENARIOS]:
+        lines.append(f"## {scenario}")
+        lines.append("")
+        if scenario in INTRO:
+            first = next(r for (sc, _), rs in groups.items() if sc == scenario for r in rs)
+            lines.append(INTRO[scenario] + f" Medians of {first.repetitions} repetitions of at least {first.min_time} s, "
+                         f"run {first.date}.")
+            lines.append("")
+        for (sc, case), rs in groups.items():
+            if sc != scenario:
+                continue
+            lines.append(f"### {scenario} / {case}")
+            lines.append("")
+            lines += table(sc, case, rs, groups)
+            lines.append("")
+    with open(out_md, "w") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
