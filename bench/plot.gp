@@ -3,16 +3,18 @@
 if (!exists("data")) data = "."
 if (!exists("out")) out = "."
 
-set terminal pngcairo size 900,480 font "DejaVu Sans,11" noenhanced
+set terminal pngcairo size 980,540 font "DejaVu Sans,11" noenhanced
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
 set key top right
-set xtics rotate by -20 scale 0
+set xtics rotate by -25 scale 0
+set rmargin 16
+set offsets 0, 0, graph 0.08, 0
 set yrange [0:*]
-set bmargin 5
+set bmargin 7
 
 set output out."/handoff.png"
 set title "Hand-off: producer acquires -> channel -> consumer drops (pool of 8, 2 threads)"

@@ -141,7 +141,8 @@ TEST_CASE("zero_on_release scrubs the whole capacity") {
   PooledBuffer b = pool.acquire();
   for (std::size_t i = 0; i < 8192; ++i) REQUIRE(b.data()[i] == std::byte{0});
 
-  // Without the option the bytes stay (only the size is reset).
+  // Without the option the bytes stay (only the size is reset), except in
+  // debug builds, which poison them (DAQ_POOL_DEBUG, daq_pool/debug.hpp).
   BufferPool keep(1, 64);
   {
     PooledBuffer k = keep.acquire();
@@ -149,7 +150,11 @@ TEST_CASE("zero_on_release scrubs the whole capacity") {
   }
   PooledBuffer k = keep.acquire();
   CHECK(k.size() == 0);
+#if DAQ_POOL_DEBUG
+  CHECK(k.data()[63] == std::byte{daq_pool::debug::poison_byte});
+#else
   CHECK(k.data()[63] == std::byte{0x77});
+#endif
 }
 
 TEST_CASE("try_acquire, timed waits and close") {

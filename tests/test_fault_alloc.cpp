@@ -102,7 +102,7 @@ namespace {
 
 /// What one sweep saw.
 struct Sweep {
-  int failures = 0;     // attempts that threw std::bad_alloc
+  int failures = 0;      // attempts that threw std::bad_alloc
   int succeeded_at = 0;  // the N at which construction first succeeded
 };
 
@@ -188,7 +188,8 @@ TEST_CASE("Pool of heap-owning items, with reset and room to grow: every failure
 TEST_CASE("growth that fails to allocate leaves the pool as it was, and usable") {
   Tracked::reset_counters();
   {
-    Pool<Frame> pool(2, [] { return Frame(1); }, {}, PoolOptions{100});
+    Pool<Frame> pool(
+        2, [] { return Frame(1); }, {}, PoolOptions{100});
     // grow(): allocates a new bucket of slots and one vector per item.
     for (int n = 1; n < 200; ++n) {
       const std::size_t before = pool.size();
@@ -227,7 +228,8 @@ TEST_CASE("growth that fails to allocate leaves the pool as it was, and usable")
 TEST_CASE("acquire_or_grow that fails to allocate throws bad_alloc and loses nothing") {
   Tracked::reset_counters();
   {
-    Pool<Frame> pool(1, [] { return Frame(1); }, {}, PoolOptions{8});
+    Pool<Frame> pool(
+        1, [] { return Frame(1); }, {}, PoolOptions{8});
     auto first = pool.acquire();
     for (int n = 1; n < 50; ++n) {
       fault::fail_nth(static_cast<std::uint64_t>(n));

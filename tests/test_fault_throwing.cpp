@@ -222,8 +222,8 @@ TEST_CASE("throwing factories and resets under concurrency lose no slot") {
 
     reset_fault.disarm();
     factory_fault.disarm();
-    INFO("reset throws " << reset_fault.thrown() << ", factory throws " << factory_fault.thrown()
-                         << ", growth throws " << grow_throws.load());
+    INFO("reset throws " << reset_fault.thrown() << ", factory throws " << factory_fault.thrown() << ", growth throws "
+                         << grow_throws.load());
     CHECK(reset_fault.thrown() > 0);
     CHECK(factory_fault.thrown() > 0);
 

@@ -50,7 +50,8 @@ constexpr long default_seconds = 3;
 #endif
 
 long soak_seconds() {
-  if (const char* s = std::getenv("DAQ_POOL_SOAK_SECONDS")) {
+  // Read once, before any thread starts.
+  if (const char* s = std::getenv("DAQ_POOL_SOAK_SECONDS")) {  // NOLINT(concurrency-mt-unsafe)
     const long n = std::atol(s);
     if (n > 0) return n;
   }
@@ -126,8 +127,7 @@ std::uint64_t verify_frame(const Bytes& v) {
   std::memcpy(&seq, v.data(), sizeof seq);
   for (std::size_t i = sizeof seq; i < v.size(); ++i)
     if (v[i] != pattern(seq, i)) {
-      failures.report("frame " + std::to_string(seq) + ": byte " + std::to_string(i) +
-                      " changed while a view held it");
+      failures.report("frame " + std::to_string(seq) + ": byte " + std::to_string(i) + " changed while a view held it");
       break;
     }
   return seq;
@@ -160,7 +160,8 @@ TEST_CASE("soak: frame pipeline on a BufferPool plus Pool<T> churn, then shutdow
   constexpr std::size_t capacity = 2048;
   BufferPool frames(buffers, capacity);
   // One item for three users (growing to two): they contend and wait.
-  Pool<Item> items(1, [] { return Item{}; }, [](Item& it) { it.owner = 0; }, daq_pool::PoolOptions{2});
+  Pool<Item> items(
+      1, [] { return Item{}; }, [](Item& it) { it.owner = 0; }, daq_pool::PoolOptions{2});
   ViewQueue to_writer(4), to_analysis(4);
 
   std::atomic<bool> stop{false};
@@ -305,6 +306,5 @@ TEST_CASE("soak: frame pipeline on a BufferPool plus Pool<T> churn, then shutdow
   CHECK(is.acquires == item_cycles.load());
   std::printf("soak: %llu frames (%llu dropped), %llu item cycles, %llu waiters released by close\n",
               static_cast<unsigned long long>(produced.load()), static_cast<unsigned long long>(dropped.load()),
-              static_cast<unsigned long long>(item_cycles.load()),
-              static_cast<unsigned long long>(closed_seen.load()));
+              static_cast<unsigned long long>(item_cycles.load()), static_cast<unsigned long long>(closed_seen.load()));
 }

@@ -10,12 +10,17 @@
 #include <utility>
 
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/buffer.hpp"
 #include "daq_pool/errors.hpp"
 #include "daq_pool/options.hpp"
 #include "daq_pool/pool.hpp"
 #include "daq_pool/pooled_buffer.hpp"
 #include "daq_pool/stats.hpp"
+
+#if DAQ_POOL_DEBUG
+#include <vector>
+#endif
 
 namespace daq_pool {
 
@@ -47,24 +52,28 @@ class BufferPool {
   /// A free buffer (size 0), waiting as long as it takes. Throws pool_closed
   /// once the pool is closed (also while waiting). Thread-safe; lock-free
   /// fast path; never allocates.
-  PooledBuffer acquire() { return fresh(pool_.acquire()); }
+  PooledBuffer acquire(DAQ_POOL_DETAIL_WHERE) { return fresh(pool_.acquire(DAQ_POOL_DETAIL_PASS_WHERE)); }
 
   /// A free buffer if there is one right now, else nothing (also when
   /// closed). Thread-safe, lock-free, never blocks, never allocates.
-  std::optional<PooledBuffer> try_acquire() noexcept { return wrap(pool_.try_acquire()); }
+  std::optional<PooledBuffer> try_acquire(DAQ_POOL_DETAIL_WHERE) noexcept {
+    return wrap(pool_.try_acquire(DAQ_POOL_DETAIL_PASS_WHERE));
+  }
 
   /// A free buffer, waiting at most `timeout` (seed `try_acquire_timeout`);
   /// nothing on timeout or close. Thread-safe, never allocates.
   template <class Rep, class Period>
-  std::optional<PooledBuffer> try_acquire_for(std::chrono::duration<Rep, Period> timeout) noexcept {
-    return wrap(pool_.try_acquire_for(timeout));
+  std::optional<PooledBuffer> try_acquire_for(
+      std::chrono::duration<Rep, Period> timeout DAQ_POOL_DETAIL_AND_WHERE) noexcept {
+    return wrap(pool_.try_acquire_for(timeout DAQ_POOL_DETAIL_AND_PASS_WHERE));
   }
 
   /// A free buffer, waiting until `deadline` at the latest; nothing on
   /// timeout or close. Thread-safe, never allocates.
   template <class Clock, class Duration>
-  std::optional<PooledBuffer> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    return wrap(pool_.try_acquire_until(deadline));
+  std::optional<PooledBuffer> try_acquire_until(
+      std::chrono::time_point<Clock, Duration> deadline DAQ_POOL_DETAIL_AND_WHERE) noexcept {
+    return wrap(pool_.try_acquire_until(deadline DAQ_POOL_DETAIL_AND_PASS_WHERE));
   }
 
   /// Number of buffers. Thread-safe; never allocates.
@@ -93,6 +102,13 @@ class BufferPool {
     return st;
   }
 
+#if DAQ_POOL_DEBUG
+  /// Debug builds only (DAQ_POOL_DEBUG): the buffers out right now (as
+  /// PooledBuffer, or frozen with a view alive), each with its slot and
+  /// where it was acquired. Thread-safe; allocates; stale when it returns.
+  std::vector<OutstandingLoan> outstanding() const { return pool_.outstanding(); }
+#endif
+
  private:
   BufferPool(const std::shared_ptr<detail::BufferMemory>& memory, std::size_t pool_size, std::size_t capacity)
       : pool_(pool_size, factory(memory, capacity), reset(memory->zero_on_release())),
@@ -108,12 +124,26 @@ class BufferPool {
   }
 
   static std::function<void(detail::Buffer&)> reset(bool zero_on_release) {
+#if DAQ_POOL_DEBUG
+    // Debug builds always check a returning buffer: an overrun past its
+    // capacity aborts here, naming the buffer; the bytes its last user saw
+    // are poisoned (or zeroed, with zero_on_release), so a stale read
+    // through a dangling pointer shows.
+    return [zero_on_release](detail::Buffer& b) noexcept {
+      b.memory->check_canary(b.data);
+      if (zero_on_release)
+        std::memset(b.data, 0, b.capacity);
+      else
+        std::memset(b.data, debug::poison_byte, b.size);
+    };
+#else
     // Only a scrub needs a reset: without one the pool skips the indirect
     // call on every return (24% of a BufferPool cycle), and fresh() sets the
     // size instead.
     if (!zero_on_release) return {};
     // Runs on the returning thread before the buffer is free again.
     return [](detail::Buffer& b) noexcept { std::memset(b.data, 0, b.capacity); };
+#endif
   }
 
   /// A buffer just taken from the pool, as its new user must find it: size 0

@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/pool_core.hpp"
 
 namespace daq_pool {
@@ -71,9 +72,12 @@ class Loaned {
   /// A second loan from the same pool holding a copy of this item
   /// (copy-assigned into the new slot), or nothing if no slot is free or the
   /// pool is closed. Never blocks. Precondition: `*this` holds an item.
-  std::optional<Loaned> try_clone() const {
+  std::optional<Loaned> try_clone(DAQ_POOL_DETAIL_WHERE) const {
     detail::Slot<T>* s = core_->try_take_counted();
     if (s == nullptr) return std::nullopt;
+#if DAQ_POOL_DEBUG
+    core_->note_acquired(*s, where);
+#endif
     Loaned copy(core_, s);  // returns the slot if the assignment throws
     copy.slot_->value = slot_->value;
     return std::optional<Loaned>(std::move(copy));

@@ -8,11 +8,16 @@
 #include <optional>
 #include <utility>
 
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/pool_core.hpp"
 #include "daq_pool/errors.hpp"
 #include "daq_pool/loaned.hpp"
 #include "daq_pool/options.hpp"
 #include "daq_pool/stats.hpp"
+
+#if DAQ_POOL_DEBUG
+#include <vector>
+#endif
 
 namespace daq_pool {
 
@@ -58,38 +63,47 @@ class Pool {
   /// A free item, waiting as long as it takes. Spins briefly, then sleeps.
   /// Throws pool_closed once the pool is closed (also while waiting).
   /// Thread-safe; lock-free fast path; never allocates.
-  Loaned<T> acquire() {
+  Loaned<T> acquire(DAQ_POOL_DETAIL_WHERE) {
     detail::Slot<T>* s = core_->take_blocking();
     if (s == nullptr) throw pool_closed();
+#if DAQ_POOL_DEBUG
+    core_->note_acquired(*s, where);
+#endif
     return Loaned<T>(core_, s);
   }
 
   /// A free item if there is one right now, else nothing (also when closed).
   /// Thread-safe, lock-free, never blocks, never allocates.
-  std::optional<Loaned<T>> try_acquire() noexcept { return wrap(core_->try_take_counted()); }
+  std::optional<Loaned<T>> try_acquire(DAQ_POOL_DETAIL_WHERE) noexcept {
+    return wrap(core_->try_take_counted() DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  }
 
   /// A free item, waiting at most `timeout` (seed `try_acquire_timeout`).
   /// Nothing on timeout or close. Zero or negative: one try; too long to
   /// represent (e.g. duration::max()): until closed. Thread-safe, never
   /// allocates.
   template <class Rep, class Period>
-  std::optional<Loaned<T>> try_acquire_for(std::chrono::duration<Rep, Period> timeout) noexcept {
-    return try_acquire_until(detail::deadline_after(timeout));
+  std::optional<Loaned<T>> try_acquire_for(
+      std::chrono::duration<Rep, Period> timeout DAQ_POOL_DETAIL_AND_WHERE) noexcept {
+    return try_acquire_until(detail::deadline_after(timeout) DAQ_POOL_DETAIL_AND_PASS_WHERE);
   }
 
   /// A free item, waiting until `deadline` at the latest (an absolute time:
   /// wake-ups and retries never extend it). Nothing on timeout or close.
   /// Thread-safe, never allocates.
   template <class Clock, class Duration>
-  std::optional<Loaned<T>> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    return wrap(core_->take_until(deadline));
+  std::optional<Loaned<T>> try_acquire_until(
+      std::chrono::time_point<Clock, Duration> deadline DAQ_POOL_DETAIL_AND_WHERE) noexcept {
+    return wrap(core_->take_until(deadline) DAQ_POOL_DETAIL_AND_PASS_WHERE);
   }
 
   /// A free item; else, if the pool may still grow, a newly built one for the
   /// caller alone; else nothing. Never blocks. Thread-safe; lock-free while an
   /// item is free, takes the growth mutex otherwise. Allocates only when it
   /// grows; the factory's exceptions propagate.
-  std::optional<Loaned<T>> acquire_or_grow() { return wrap(core_->take_or_grow()); }
+  std::optional<Loaned<T>> acquire_or_grow(DAQ_POOL_DETAIL_WHERE) {
+    return wrap(core_->take_or_grow() DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  }
 
   /// Adds up to `count` items without passing max_size(); returns how many
   /// were added (0 when closed or at the bound). Waiting acquirers are woken.
@@ -113,9 +127,19 @@ class Pool {
   /// The pool's counters. Thread-safe; O(size()); see PoolStats on staleness.
   PoolStats stats() const noexcept { return core_->stats(); }
 
+#if DAQ_POOL_DEBUG
+  /// Debug builds only (DAQ_POOL_DEBUG): the loans out right now, each with
+  /// the slot and where it was acquired. Thread-safe; allocates; stale the
+  /// moment it returns.
+  std::vector<OutstandingLoan> outstanding() const { return core_->outstanding(); }
+#endif
+
  private:
-  std::optional<Loaned<T>> wrap(detail::Slot<T>* s) noexcept {
+  std::optional<Loaned<T>> wrap(detail::Slot<T>* s DAQ_POOL_DETAIL_AND_WHERE) noexcept {
     if (s == nullptr) return std::nullopt;
+#if DAQ_POOL_DEBUG
+    core_->note_acquired(*s, where);
+#endif
     return std::optional<Loaned<T>>(Loaned<T>(core_, s));
   }
 

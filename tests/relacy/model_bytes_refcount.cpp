@@ -79,7 +79,7 @@ struct LastViewReturns : rl::test_suite<LastViewReturns, 3> {
       return;
     }
     PooledBuffer b = pool->acquire();  // only once every view is gone
-    RL_ASSERT(b.size() == 0);           // the pool's reset ran
+    RL_ASSERT(b.size() == 0);          // the pool's reset ran
     shadow.write(0, 2);
   }
   void after() {

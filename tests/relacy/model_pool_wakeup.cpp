@@ -109,8 +109,10 @@ struct CloseWakesWaiter : rl::test_suite<CloseWakesWaiter, 3> {
   model::Shadow<1> shadow;
   int outcome = 0;  // 1: got the slot, 2: closed
 
-  void before() { pool.emplace(1, [] { return 0; });
-    held.emplace(pool->acquire()); }
+  void before() {
+    pool.emplace(1, [] { return 0; });
+    held.emplace(pool->acquire());
+  }
   void thread(unsigned i) {
     if (i == 0) {
       if (auto loan = blocking_acquire(*pool)) {
@@ -143,8 +145,10 @@ struct CloseWakesAll : rl::test_suite<CloseWakesAll, 3> {
   std::optional<Loaned<int>> held;
   int closed_seen = 0;
 
-  void before() { pool.emplace(1, [] { return 0; });
-    held.emplace(pool->acquire()); }
+  void before() {
+    pool.emplace(1, [] { return 0; });
+    held.emplace(pool->acquire());
+  }
   void thread(unsigned i) {
     if (i == 2) {
       pool->close();

@@ -20,11 +20,17 @@
 #include <string>
 #include <utility>
 
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/config.hpp"
 #include "daq_pool/detail/pool_core.hpp"
 #include "daq_pool/loaned.hpp"
 #include "daq_pool/options.hpp"
+
+#if DAQ_POOL_DEBUG
+#include <cstdio>
+#include <cstdlib>
+#endif
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
@@ -143,6 +149,16 @@ class BufferMemory {
       throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
                                   ") * buffer_capacity (" + std::to_string(capacity) + ") overflows std::size_t");
     stride_ = (capacity + step - 1) / step * step;
+#if DAQ_POOL_DEBUG
+    // Debug builds: room after each buffer of the region for its canary
+    // bytes (not counted in bytes_reserved(); a user allocator's buffers
+    // have no such room and no canary).
+    if (capacity > max - (step - 1) - debug::canary_bytes ||
+        (capacity + debug::canary_bytes + step - 1) / step * step > max / count)
+      throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
+                                  ") * buffer_capacity (" + std::to_string(capacity) + ") overflows std::size_t");
+    guarded_stride_ = (capacity + debug::canary_bytes + step - 1) / step * step;
+#endif
     if (!allocate_) map_region();
   }
 
@@ -156,7 +172,7 @@ class BufferMemory {
   std::byte* make(std::size_t i) {
     if (!allocate_) {
       if (i >= count_) throw buffer_alloc_error("daq_pool::BufferPool: no memory reserved for another buffer");
-      return region_ + i * stride_;
+      return region_ + i * slot_stride();
     }
     auto* p = static_cast<std::byte*>(allocate_(capacity_, alignment_));
     if (p == nullptr)
@@ -180,6 +196,25 @@ class BufferMemory {
     if (allocate_) deallocate_(p, capacity_, alignment_);
   }
 
+#if DAQ_POOL_DEBUG
+  /// Debug builds: aborts with a message naming the buffer if the canary
+  /// bytes after buffer `p` (from make()) were overwritten, i.e. something
+  /// wrote past its capacity. Buffers from a user allocator have no canary.
+  void check_canary(const std::byte* p) const noexcept {
+    if (allocate_ || region_ == nullptr) return;
+    for (std::size_t k = 0; k < debug::canary_bytes; ++k) {
+      if (p[capacity_ + k] == std::byte{debug::canary_byte}) continue;
+      const auto i = static_cast<std::size_t>(p - region_) / slot_stride();
+      std::fprintf(stderr,
+                   "daq_pool: buffer %zu (slot %zu) was overrun: canary byte %zu after its capacity of %zu bytes "
+                   "was overwritten (a write past PooledBuffer::capacity())\n",
+                   i, i, k, capacity_);
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+#endif
+
   /// BufferPoolOptions::zero_on_release, for the pool's reset.
   bool zero_on_release() const noexcept { return zero_on_release_; }
 
@@ -189,7 +224,7 @@ class BufferMemory {
 
  private:
   void map_region() {
-    const std::size_t used = count_ * stride_;
+    const std::size_t used = count_ * slot_stride();
     const std::size_t align = huge_pages_ ? std::max(alignment_, huge_page) : alignment_;
     const std::size_t slack = align > page_size() ? align : 0;
     if (used > std::numeric_limits<std::size_t>::max() - slack)
@@ -210,6 +245,20 @@ class BufferMemory {
     region_ = static_cast<std::byte*>(m) + ((align - addr % align) % align);
     advise_huge(region_, used);
     if (prefault_) touch(region_, used);
+#if DAQ_POOL_DEBUG
+    for (std::size_t i = 0; i < count_; ++i)
+      std::memset(region_ + i * slot_stride() + capacity_, debug::canary_byte, debug::canary_bytes);
+#endif
+  }
+
+  /// Distance between buffers in the region: stride_, plus the canary room
+  /// in debug builds.
+  std::size_t slot_stride() const noexcept {
+#if DAQ_POOL_DEBUG
+    return guarded_stride_;
+#else
+    return stride_;
+#endif
   }
 
   void unmap_region() noexcept {
@@ -255,6 +304,9 @@ class BufferMemory {
   std::function<void*(std::size_t, std::size_t)> allocate_;
   std::function<void(void*, std::size_t, std::size_t)> deallocate_;
   std::size_t stride_ = 0;
+#if DAQ_POOL_DEBUG
+  std::size_t guarded_stride_ = 0;
+#endif
   void* map_base_ = nullptr;
   std::size_t map_length_ = 0;
   std::byte* region_ = nullptr;

@@ -6,6 +6,11 @@
 
 #include <algorithm>
 #include <chrono>
+#if DAQ_POOL_DEBUG
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#endif
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,6 +21,7 @@
 #include <string>
 #include <utility>
 
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/config.hpp"
 #include "daq_pool/detail/deadline.hpp"
@@ -147,6 +153,9 @@ class PoolCore {
   /// the last reference. Never throws: a throwing reset rebuilds the item
   /// from the factory, and if that throws too the slot is retired (counted).
   void give_back(Slot<T>& s) noexcept {
+#if DAQ_POOL_DEBUG
+    debug_returning(s);
+#endif
     s.returns.store(s.returns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (reset_ && !run_reset(s)) {
       // Counted before the push: once pushed, a grower may revive the slot
@@ -168,6 +177,9 @@ class PoolCore {
     // seq_cst: pairs with the waiters' seq_cst re-check after prepare_wait.
     closed_.store(true, std::memory_order_seq_cst);
     parking_.notify_all();
+#if DAQ_POOL_DEBUG
+    debug_report_at_close();
+#endif
   }
   bool is_closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
 
@@ -200,7 +212,81 @@ class PoolCore {
     return st;
   }
 
+#if DAQ_POOL_DEBUG
+  // ---- debug checks (DAQ_POOL_DEBUG; see daq_pool/debug.hpp) ------------
+  // One mutex guards every slot's debug_lent / debug_acquired_at: debug
+  // builds trade the lock-free hand-off for simple, race-free bookkeeping.
+
+  /// Records where the loan of `s` (just lent to the caller) was acquired.
+  void note_acquired(Slot<T>& s, const source_location& where) noexcept {
+    std::lock_guard lock(debug_mutex_);
+    s.debug_acquired_at = where;
+  }
+
+  /// The loans out right now (frozen buffers included), by slot. Allocates.
+  std::vector<OutstandingLoan> outstanding() const {
+    std::vector<OutstandingLoan> out;
+    std::lock_guard lock(debug_mutex_);
+    const std::size_t n = created_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& s = table_.slot(static_cast<std::uint32_t>(i));
+      if (s.debug_lent) out.push_back(OutstandingLoan{i, s.debug_acquired_at});
+    }
+    return out;
+  }
+#endif
+
  private:
+#if DAQ_POOL_DEBUG
+  [[noreturn]] static void debug_fail(const char* what, std::size_t slot) noexcept {
+    std::fprintf(stderr, "daq_pool: slot %zu %s\n", slot, what);
+    std::fflush(stderr);
+    std::abort();
+  }
+
+  /// A slot leaving the free list must not be on loan already.
+  void debug_lending(Slot<T>& s) noexcept {
+    std::lock_guard lock(debug_mutex_);
+    if (s.debug_lent) debug_fail("was handed out while still on loan (the free list is corrupt)", s.index);
+    s.debug_lent = true;
+    s.debug_acquired_at = source_location{};
+  }
+
+  /// A returned slot must be one of ours, and on loan.
+  void debug_returning(Slot<T>& s) noexcept {
+    const std::size_t n = created_.load(std::memory_order_acquire);
+    if (s.index >= n || &table_.slot(s.index) != &s)
+      debug_fail("was returned to a pool it does not belong to (a slot of another pool)", s.index);
+    std::lock_guard lock(debug_mutex_);
+    if (!s.debug_lent) debug_fail("was returned twice (it is not on loan)", s.index);
+    s.debug_lent = false;
+  }
+
+  /// The first close() lists the loans still out on stderr.
+  void debug_report_at_close() noexcept {
+    if (!debug::print_outstanding_at_close.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(debug_mutex_);
+    if (close_reported_) return;
+    close_reported_ = true;
+    const std::size_t n = created_.load(std::memory_order_acquire);
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < n; ++i) out += table_.slot(static_cast<std::uint32_t>(i)).debug_lent ? 1 : 0;
+    if (out == 0) return;
+    std::fprintf(stderr, "daq_pool: pool closed with %zu loan(s) outstanding:\n", out);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& s = table_.slot(static_cast<std::uint32_t>(i));
+      if (!s.debug_lent) continue;
+      const source_location& w = s.debug_acquired_at;
+      if (w.line() == 0)
+        std::fprintf(stderr, "  slot %zu (where it was acquired is not recorded)\n", i);
+      else
+        std::fprintf(stderr, "  slot %zu acquired at %s:%u in %s\n", i, w.file_name(), static_cast<unsigned>(w.line()),
+                     w.function_name());
+    }
+    std::fflush(stderr);
+  }
+#endif
+
   static std::size_t checked_capacity(std::size_t size, const Factory& factory, const PoolOptions& options) {
     constexpr auto limit = SlotTable<T>::max_slots;
     if (size == 0) throw std::invalid_argument("daq_pool::Pool: size must be at least 1 (got 0)");
@@ -230,6 +316,9 @@ class PoolCore {
   /// Bookkeeping for a slot just taken off the free list (or made for the
   /// caller): counts the loan, takes a core reference, tracks high water.
   Slot<T>& lend(Slot<T>& s) noexcept {
+#if DAQ_POOL_DEBUG
+    debug_lending(s);
+#endif
     s.loans.store(s.loans.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // relaxed: the caller holds a Pool handle, so the core can't die here.
     const std::size_t out = static_cast<std::size_t>(refs_.fetch_add(2, std::memory_order_relaxed) >> 1) + 1;
@@ -372,6 +461,10 @@ class PoolCore {
   atomic<std::uint64_t> reset_failures_{0};
   IndexStack retired_;
   std::mutex grow_mutex_;
+#if DAQ_POOL_DEBUG
+  mutable std::mutex debug_mutex_;
+  bool close_reported_ = false;
+#endif
 };
 
 }  // namespace daq_pool::detail

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <new>
 
+#include "daq_pool/debug.hpp"
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/config.hpp"
 
@@ -37,6 +38,12 @@ struct alignas(std::max(cache_line, alignof(T))) Slot {
   // relaxed load + store is race-free; atomics only so stats() may read them.
   atomic<std::uint64_t> loans{0};
   atomic<std::uint64_t> returns{0};
+#if DAQ_POOL_DEBUG
+  // Debug builds only, guarded by the pool's debug mutex: on loan right
+  // now, and where the loan was acquired.
+  bool debug_lent = false;
+  source_location debug_acquired_at{};
+#endif
 };
 
 template <class T>
