@@ -102,8 +102,6 @@ class Parking {
     wake(INT_MAX);
   }
 
-  /// Number of announced waiters (stale the moment it is read).
-  std::uint32_t waiters() const noexcept { return waiters_.load(std::memory_order_relaxed); }
 
  private:
   void wake([[maybe_unused]] int count) noexcept {
