@@ -33,15 +33,6 @@ using Small = std::array<std::byte, small_bytes>;
 Frame make_frame() { return Frame(frame_bytes); }
 Small make_small() { return Small{}; }
 
-/// The empty item that ends a run.
-template <class H>
-bool is_end(const H& h) {
-  return !h;
-}
-#if defined(DAQ_BENCH_BUFFER_POOL)
-bool is_end(const daq_pool::Bytes& b) { return b.data() == nullptr; }
-#endif
-
 /// `produce()` makes one item (a loan, or a frozen view) for the consumer.
 template <class Produce>
 void run_handoff(benchmark::State& state, Produce produce) {

@@ -41,14 +41,6 @@ const PageBuffer& sdk_frame() {
 
 std::atomic<std::uint64_t> sink{0};
 
-template <class H>
-bool is_end(const H& h) {
-  return !h;
-}
-#if defined(DAQ_BENCH_BUFFER_POOL)
-bool is_end(const daq_pool::Bytes& b) { return b.data() == nullptr; }
-#endif
-
 /// Runs producer (this thread) -> channel -> consumer. `produce()` returns a
 /// filled item; `consume(item&)` reads it (then the item is dropped).
 template <class Produce, class Consume>

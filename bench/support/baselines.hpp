@@ -363,4 +363,14 @@ class Channel {
 };
 #endif
 
+/// The channel's end-of-run marker: an empty handle (a moved-from or reset
+/// loan, an empty optional, an empty view).
+template <class H>
+bool is_end(const H& h) {
+  return !h;
+}
+#if defined(DAQ_BENCH_BUFFER_POOL)
+inline bool is_end(const daq_pool::Bytes& b) { return b.data() == nullptr; }
+#endif
+
 }  // namespace daq_bench
