@@ -1,12 +1,29 @@
 # Dependencies: find_package first (distro or a prior install), FetchContent
 # from upstream second, so a user with internet needs nothing installed.
+# With DAQ_POOL_FETCH_DEPENDENCIES=OFF (the presets' choice: this project's
+# machines have no internet) a missing dependency stops the configuration
+# with the Debian package to install, instead of a failed git clone.
 include(FetchContent)
+option(DAQ_POOL_FETCH_DEPENDENCIES "Download missing dependencies (concurrentqueue, Catch2, Google Benchmark) with FetchContent" ON)
+
+# Without fetching: find_package(<package>) or stop, naming what to install.
+macro(_daq_pool_find_or_explain package apt)
+  find_package(${package} ${ARGN} QUIET)
+  if(NOT ${package}_FOUND)
+    message(FATAL_ERROR "daq_pool: ${package} not found. Install it (Debian/Ubuntu: apt-get install ${apt}), "
+                        "or configure with -DDAQ_POOL_FETCH_DEPENDENCIES=ON to download it.")
+  endif()
+endmacro()
 
 # moodycamel concurrentqueue -> always the target concurrentqueue::concurrentqueue.
 # Upstream's install config, Debian's bare headers (through our
 # Findconcurrentqueue.cmake) and upstream's source tree all end up there.
 function(daq_pool_find_concurrentqueue)
   if(TARGET concurrentqueue::concurrentqueue)
+    return()
+  endif()
+  if(NOT DAQ_POOL_FETCH_DEPENDENCIES)
+    _daq_pool_find_or_explain(concurrentqueue libconcurrentqueue-dev)
     return()
   endif()
   FetchContent_Declare(concurrentqueue
@@ -25,6 +42,9 @@ endfunction()
 function(daq_pool_find_catch2)
   if(TARGET daq_pool_catch2)
     return()
+  endif()
+  if(NOT DAQ_POOL_FETCH_DEPENDENCIES)
+    _daq_pool_find_or_explain(Catch2 catch2)
   endif()
   FetchContent_Declare(Catch2
     GIT_REPOSITORY https://github.com/catchorg/Catch2.git
@@ -45,6 +65,10 @@ endfunction()
 # Google Benchmark -> benchmark::benchmark.
 function(daq_pool_find_benchmark)
   if(TARGET benchmark::benchmark)
+    return()
+  endif()
+  if(NOT DAQ_POOL_FETCH_DEPENDENCIES)
+    _daq_pool_find_or_explain(benchmark libbenchmark-dev)
     return()
   endif()
   set(BENCHMARK_ENABLE_TESTING OFF CACHE BOOL "" FORCE)

@@ -20,6 +20,10 @@ mark_as_advanced(DAQ_POOL_INSTALL_CMAKEDIR DAQ_POOL_INSTALL_PKGCONFIGDIR)
 install(TARGETS daq_pool EXPORT daq_poolTargets FILE_SET HEADERS DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(EXPORT daq_poolTargets NAMESPACE daq_pool:: DESTINATION "${DAQ_POOL_INSTALL_CMAKEDIR}")
 
+list(JOIN DAQ_POOL_INTEGRATIONS ", " DAQ_POOL_INTEGRATIONS_TEXT)
+if(NOT DAQ_POOL_ASIO_USE_BOOST)
+  set(DAQ_POOL_ASIO_USE_BOOST OFF)
+endif()
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/daq_poolConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/daq_poolConfig.cmake"
@@ -36,6 +40,8 @@ install(FILES
   # Debian/Ubuntu ship concurrentqueue without a CMake package: the config
   # puts this directory on CMAKE_MODULE_PATH so find_dependency finds them.
   "${PROJECT_SOURCE_DIR}/cmake/Findconcurrentqueue.cmake"
+  # The optional integrations' finder (components of the package).
+  "${PROJECT_SOURCE_DIR}/cmake/daq_poolIntegrations.cmake"
   DESTINATION "${DAQ_POOL_INSTALL_CMAKEDIR}")
 
 # pkg-config. Cflags carry the concurrentqueue include directories the build
@@ -76,3 +82,25 @@ file(RELATIVE_PATH DAQ_POOL_PC_TO_PREFIX
 string(REGEX REPLACE "/$" "" DAQ_POOL_PC_TO_PREFIX "${DAQ_POOL_PC_TO_PREFIX}")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/daq_pool.pc.in" "${PROJECT_BINARY_DIR}/daq_pool.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/daq_pool.pc" DESTINATION "${DAQ_POOL_INSTALL_PKGCONFIGDIR}")
+
+# One pkg-config file per integration, daq_pool-<name>.pc: daq_pool's flags
+# plus the dependency's (Requires), e.g. `pkg-config --cflags --libs daq_pool-zmq`.
+set(_daq_pool_pc_requires_aravis "aravis-0.8")
+set(_daq_pool_pc_requires_zmq "libzmq")
+set(_daq_pool_pc_requires_ffmpeg "libavutil")
+set(_daq_pool_pc_requires_gstreamer "gstreamer-1.0 gstreamer-app-1.0")
+set(_daq_pool_pc_requires_asio "")
+set(_daq_pool_pc_requires_shm "")
+foreach(integration IN LISTS DAQ_POOL_INTEGRATIONS)
+  set(DAQ_POOL_PC_INTEGRATION "${integration}")
+  set(DAQ_POOL_PC_REQUIRES "daq_pool ${_daq_pool_pc_requires_${integration}}")
+  string(STRIP "${DAQ_POOL_PC_REQUIRES}" DAQ_POOL_PC_REQUIRES)
+  set(DAQ_POOL_PC_EXTRA_CFLAGS "")
+  if(integration STREQUAL "asio" AND DAQ_POOL_ASIO_INCLUDE_DIR
+     AND NOT DAQ_POOL_ASIO_INCLUDE_DIR IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES)
+    set(DAQ_POOL_PC_EXTRA_CFLAGS " -I${DAQ_POOL_ASIO_INCLUDE_DIR}")
+  endif()
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/daq_pool-integration.pc.in"
+                 "${PROJECT_BINARY_DIR}/daq_pool-${integration}.pc" @ONLY)
+  install(FILES "${PROJECT_BINARY_DIR}/daq_pool-${integration}.pc" DESTINATION "${DAQ_POOL_INSTALL_PKGCONFIGDIR}")
+endforeach()
