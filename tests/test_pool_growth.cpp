@@ -45,6 +45,18 @@ TEST_CASE("grow adds up to count slots within max_size and reports how many") {
   CHECK_FALSE(pool.try_acquire());
 }
 
+TEST_CASE("a closed pool does not grow") {
+  int built = 0;
+  Pool<int> pool(2, [&built] { return built++; }, {}, PoolOptions{10});
+  auto held = pool.acquire();
+  pool.close();
+  CHECK(pool.grow(3) == 0);
+  CHECK_FALSE(pool.acquire_or_grow());
+  CHECK(built == 2);
+  CHECK(pool.size() == 2);
+  CHECK(pool.stats().grows == 0);
+}
+
 TEST_CASE("acquire_or_grow takes a free slot first, grows only when none is free") {
   Pool<int> pool(1, [] { return 0; }, {}, PoolOptions{3});
   auto a = pool.acquire_or_grow();

@@ -157,11 +157,9 @@ struct HeapViewsLastDropFrees : rl::test_suite<HeapViewsLastDropFrees, 3> {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const rl::iteration_t n = model::iterations(argc, argv, 20000);
-  bool ok = true;
-  ok = model::check<LastViewReturns>("LastViewReturns", n, 2) && ok;
-  ok = model::check<TryIntoMutRacesDrop>("TryIntoMutRacesDrop", n, 2) && ok;
-  ok = model::check<HeapViewsLastDropFrees>("HeapViewsLastDropFrees", n, 2) && ok;
-  std::printf(ok ? "all models passed\n" : "MODEL CHECK FAILED\n");
-  return ok ? 0 : 1;
+  model::Runner run(argc, argv, 20000);
+  run.check<LastViewReturns>("LastViewReturns", 1, 2);
+  run.check<TryIntoMutRacesDrop>("TryIntoMutRacesDrop", 1, 2);
+  run.check<HeapViewsLastDropFrees>("HeapViewsLastDropFrees", 1, 2);
+  return run.finish();
 }

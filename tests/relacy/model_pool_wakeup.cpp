@@ -239,16 +239,14 @@ struct TimedExpiryRacesClose : rl::test_suite<TimedExpiryRacesClose, 3> {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const rl::iteration_t n = model::iterations(argc, argv, 20000);
-  bool ok = true;
-  ok = model::check<HandOff>("HandOff", n, 2) && ok;
-  ok = model::check<TwoReleasesTwoSleepers>("TwoReleasesTwoSleepers", n, 1) && ok;
-  ok = model::check<CloseWakesWaiter>("CloseWakesWaiter", n, 2) && ok;
-  ok = model::check<CloseWakesAll>("CloseWakesAll", n, 2) && ok;
+  model::Runner run(argc, argv, 20000);
+  run.check<HandOff>("HandOff", 1, 2);
+  run.check<TwoReleasesTwoSleepers>("TwoReleasesTwoSleepers", 1, 1);
+  run.check<CloseWakesWaiter>("CloseWakesWaiter", 1, 2);
+  run.check<CloseWakesAll>("CloseWakesAll", 1, 2);
   // Timeouts multiply the schedules past what a bounded exhaustive search
   // finishes in CI time: these two get more random schedules instead.
-  ok = model::check<TimedExpiryRacesRelease>("TimedExpiryRacesRelease", 5 * n, 0) && ok;
-  ok = model::check<TimedExpiryRacesClose>("TimedExpiryRacesClose", 5 * n, 0) && ok;
-  std::printf(ok ? "all models passed\n" : "MODEL CHECK FAILED\n");
-  return ok ? 0 : 1;
+  run.check<TimedExpiryRacesRelease>("TimedExpiryRacesRelease", 5, 0);
+  run.check<TimedExpiryRacesClose>("TimedExpiryRacesClose", 5, 0);
+  return run.finish();
 }
