@@ -89,6 +89,7 @@ class Mutant:
     ci: bool = False
     what: str = ""
     fails: str = ""  # how the killer fails, as observed (documentation)
+    keys: set = field(default_factory=set)  # the keys the table gave
 
     @property
     def target(self):
@@ -128,7 +129,7 @@ def parse_table(path):
             if key == "with":
                 current.with_ = value
             elif key == "before":
-                if "line" in current.__dict__.get("_keys", set()):
+                if "line" in current.keys:
                     raise TableError(f"{path}:{n}: 'before' lines come before 'line'")
                 current.before.append(value)
             elif key == "kill":
@@ -145,9 +146,11 @@ def parse_table(path):
                 current.config = value
             else:
                 setattr(current, key, value)
-            current.__dict__.setdefault("_keys", set()).add(key)
+            if key in current.keys and key != "before":
+                raise TableError(f"{path}:{n}: '{key}' given twice for mutant '{current.id}'")
+            current.keys.add(key)
     for m in mutants:
-        missing = REQUIRED - m.__dict__.get("_keys", set())
+        missing = REQUIRED - m.keys
         if missing:
             raise TableError(f"{m.where}: mutant '{m.id}' lacks {', '.join(sorted(missing))}")
         if not m.kill:
@@ -355,6 +358,7 @@ def main(argv):
     mode.add_argument("--all", action="store_true", help="every mutant (the default)")
     mode.add_argument("--only", action="append", metavar="ID", help="only these mutants (repeat or comma-separate)")
     mode.add_argument("--list", action="store_true", help="print the table and exit")
+    mode.add_argument("--check", action="store_true", help="only check that every line is found exactly once (no build)")
     mode.add_argument("--markdown", action="store_true", help="print the table as the README's Markdown and exit")
     p.add_argument("--table", default=TABLE, help="the table to read (default: tests/mutants/mutants.txt)")
     p.add_argument("--work-dir", help="scratch directory for the copy and its builds (kept; reused if it exists)")
@@ -372,9 +376,33 @@ def main(argv):
         if args.markdown:
             markdown(mutants)
             return 0
+        if args.check:
+            # In the checkout itself: nothing is written, nothing built.
+            errors = []
+            for m in mutants:
+                try:
+                    locate(ROOT, m)
+                except TableError as e:
+                    errors.append(str(e))
+            for e in errors:
+                print(f"mutants: error: {e}", file=sys.stderr)
+            if not errors:
+                print(f"mutants: all {len(mutants)} lines found exactly once")
+            return 2 if errors else 0
         chosen = select(mutants, args)
     except TableError as e:
         print(f"mutants: error: {e}", file=sys.stderr)
+        return 2
+
+    stale = []
+    for m in chosen:
+        try:
+            locate(ROOT, m)
+        except TableError as e:
+            stale.append(str(e))
+    if stale:
+        for e in stale:
+            print(f"mutants: error: {e}", file=sys.stderr)
         return 2
 
     started = time.monotonic()
@@ -398,6 +426,7 @@ def main(argv):
             for s in stale:
                 print(f"mutants: error: {s}", file=sys.stderr)
             return 2
+        sys.stdout.flush()
         builder = Builder(tree, args.jobs, print)
         return run_suite(builder, tree, chosen, args, started)
     finally:
