@@ -620,8 +620,7 @@ class FrameSender {
   /// would_block / failed it is unchanged and nothing was queued. Throws
   /// std::length_error if the payload exceeds max_payload_bytes (nothing
   /// sent, `payload` unchanged).
-  SendOutcome send(Bytes& payload, std::uint64_t frame_number, std::uint64_t timestamp_ns = now_ns(),
-                   int flags = 0) {
+  SendOutcome send(Bytes& payload, std::uint64_t frame_number, std::uint64_t timestamp_ns = now_ns(), int flags = 0) {
     detail::check_payload_size(payload.size());
     WireHeader h;
     h.frame_number = frame_number;
@@ -629,12 +628,14 @@ class FrameSender {
     h.timestamp_ns = timestamp_ns;
     h.checksum_kind = kind_;
     h.checksum = payload_checksum(payload.span(), kind_);
-    return send_message(h, payload, flags);
+    const std::size_t payload_size = payload.size();
+    return count(send_message(h, payload, flags), payload_size);
   }
 
   /// Sends the end-of-stream message (flag_end_of_stream, empty payload,
   /// `next_frame_number` = how many frames this stream numbered), so that a
-  /// receiver can stop and compare counts. Never throws.
+  /// receiver can stop and compare counts. Not counted in stats(). Never
+  /// throws.
   SendOutcome send_end_of_stream(std::uint64_t next_frame_number, int flags = 0) noexcept {
     WireHeader h;
     h.frame_number = next_frame_number;
@@ -657,17 +658,16 @@ class FrameSender {
 
  private:
   SendOutcome send_message(const WireHeader& h, Bytes& payload, int flags) noexcept {
-    const std::size_t size = payload.size();
     // The payload message first: if libzmq can't make it, nothing is sent
     // (a header sent alone would glue itself to the next frame).
     detail::OutgoingView body;
-    if (const int err = body.init(payload); err != 0) return count({SendStatus::failed, err}, 0);
+    if (const int err = body.init(payload); err != 0) return {SendStatus::failed, err};
     const std::array<std::byte, wire_header_bytes> header = encode_header(h);
     // zmq_send copies 32 bytes into the zmq_msg_t itself (no allocation).
     if (::zmq_send(socket_, header.data(), header.size(), flags | ZMQ_SNDMORE) < 0) {
       const int err = errno;
       body.give_back(payload);
-      return count({err == EAGAIN ? SendStatus::would_block : SendStatus::failed, err}, 0);
+      return {err == EAGAIN ? SendStatus::would_block : SendStatus::failed, err};
     }
     // Once the header is queued, libzmq accepts the rest of the message
     // without waiting (its high-water mark counts whole messages). A signal
@@ -686,7 +686,7 @@ class FrameSender {
       // ETERM and the like: the socket is finished; the caller keeps the view.
       body.give_back(payload);
     }
-    return count(out, size);
+    return out;
   }
 
   SendOutcome count(SendOutcome out, std::size_t size) noexcept {

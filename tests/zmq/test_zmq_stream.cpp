@@ -10,13 +10,12 @@
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/zmq.hpp>
 
-#include <stdlib.h>
-#include <unistd.h>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>  // mkdtemp
 #include <cstring>
 #include <filesystem>
 #include <span>
@@ -162,7 +161,7 @@ void push_pull_run(const std::string& bind_endpoint) {
       stop.store(true);
       receiver.join();
     }  // push closed: what it still queues is sent within the linger
-  }  // context terminated: every free function has run
+  }    // context terminated: every free function has run
   CHECK(rx.frames == frames);
   CHECK(rx.bad == 0);
   CHECK(rx.pattern_failures == 0);
@@ -236,7 +235,8 @@ TEST_CASE("allocations per frame: libzmq's one control block; daq_pool's side ad
   const auto baseline = [&](int n) {
     for (int i = 0; i < n; ++i) {
       zmq_msg_t m;
-      REQUIRE(zmq_msg_init_data(&m, raw.data(), raw.size(), [](void*, void*) {}, nullptr) == 0);
+      REQUIRE(zmq_msg_init_data(
+                  &m, raw.data(), raw.size(), [](void*, void*) {}, nullptr) == 0);
       REQUIRE(zmq_send(pub.handle(), hdr.data(), hdr.size(), ZMQ_SNDMORE) == 32);
       REQUIRE(zmq_msg_send(&m, pub.handle(), 0) >= 0);
     }
@@ -263,10 +263,9 @@ TEST_CASE("allocations per frame: libzmq's one control block; daq_pool's side ad
   ours(frames);
   const std::uint64_t our_allocs = with_daq_pool.total();
   const std::uint64_t our_news = with_daq_pool.news();  // read now: the checks below allocate
-  WARN("libzmq allocations per zero-copy frame: " << static_cast<double>(libzmq_allocs) / frames
-                                                   << " (bare libzmq), "
-                                                   << static_cast<double>(our_allocs) / frames
-                                                   << " (through FrameSender)");
+  WARN("libzmq allocations per zero-copy frame: " << static_cast<double>(libzmq_allocs) / frames << " (bare libzmq), "
+                                                  << static_cast<double>(our_allocs) / frames
+                                                  << " (through FrameSender)");
   CHECK(libzmq_allocs == frames);  // one malloc per message: its content_t (40 bytes)
   CHECK(our_allocs == libzmq_allocs);
   CHECK(our_news == 0);

@@ -124,10 +124,10 @@ TEST_CASE("decode_header refuses what is not a version-1 header, and says why") 
 }
 
 TEST_CASE("payload_checksum matches its definition for every size class") {
-  for (const std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9}, std::size_t{63},
-                              std::size_t{64}, std::size_t{65}, std::size_t{4095}, std::size_t{4096},
-                              std::size_t{4097}, std::size_t{4096 + 64}, std::size_t{4096 + 65},
-                              std::size_t{3 * 4096 - 8}, std::size_t{1 << 20}, std::size_t{(1 << 20) + 13}}) {
+  for (const std::size_t n :
+       {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9}, std::size_t{63}, std::size_t{64},
+        std::size_t{65}, std::size_t{4095}, std::size_t{4096}, std::size_t{4097}, std::size_t{4096 + 64},
+        std::size_t{4096 + 65}, std::size_t{3 * 4096 - 8}, std::size_t{1 << 20}, std::size_t{(1 << 20) + 13}}) {
     const auto p = bytes_of(n, n);
     for (const auto kind : {dz::Checksum::sampled, dz::Checksum::full}) {
       INFO("size " << n << " kind " << static_cast<int>(kind));
