@@ -81,14 +81,15 @@ class Publisher {
   }
 
   /// After run() returned: sends the end-of-stream message (if ZeroMQ takes
-  /// it), closes the socket and terminates the context — that waits up to
+  /// it within send_timeout_ms), closes the socket and terminates the context — that waits up to
   /// `linger` for queued frames, then drops the rest, and returns only when
   /// every free function has run — and then counts the views ZeroMQ still
   /// holds: 0, or a buffer was lost.
   void close() {
     {
       const alloc_hook::Library in_libzmq;
-      eos_sent_ = sender_.send_end_of_stream(next_number_, ZMQ_DONTWAIT).taken();
+      // Waits at most ZMQ_SNDTIMEO for room: a slow receiver still gets it.
+      eos_sent_ = sender_.send_end_of_stream(next_number_).taken();
       socket_.close();
       context_.terminate();
     }

@@ -199,11 +199,11 @@ def case_stream(c, endpoint, kind):
 def case_push_backpressure(c, policy):
     """A receiver at 20 frames/s against a camera at 200: the backpressure
     reaches the pool and --on-exhausted; nothing lost in transit."""
-    with c.sender("--duration=1.5", "--frame-bytes=256K", "--fps=200", "--pool=4", "--timeout=5",
+    with c.sender("--duration=1", "--frame-bytes=256K", "--fps=200", "--pool=4", "--timeout=5",
                   f"--on-exhausted={policy}", "--publish=tcp://127.0.0.1:*", "--publish-mode=push",
                   "--publish-hwm=1") as snd:
         ep = c.endpoint_of(snd)
-        with c.receiver("cpp", ep, "--max-fps=20", "--hwm=1", "--idle-timeout=4") as rcv:
+        with c.receiver("cpp", ep, "--max-fps=20", "--hwm=1", "--idle-timeout=2") as rcv:
             code = snd.finish()
             s = snd.json()
             rcode = rcv.finish()
@@ -229,10 +229,10 @@ def case_push_backpressure(c, policy):
 def case_pub_slow(c):
     """A subscriber at 20 frames/s: ZeroMQ drops at the high-water mark, every
     drop counted by the free function, every buffer back."""
-    with c.sender("--duration=1.5", "--frame-bytes=256K", "--fps=200", "--pool=8", "--publish=tcp://127.0.0.1:*",
+    with c.sender("--duration=1", "--frame-bytes=256K", "--fps=200", "--pool=8", "--publish=tcp://127.0.0.1:*",
                   "--publish-mode=pub", "--publish-hwm=1") as snd:
         ep = c.endpoint_of(snd)
-        with c.receiver("cpp", ep, "--mode=sub", "--max-fps=20", "--hwm=1", "--idle-timeout=3") as rcv:
+        with c.receiver("cpp", ep, "--mode=sub", "--max-fps=20", "--hwm=1", "--idle-timeout=2") as rcv:
             code = snd.finish()
             s = snd.json()
             rcode = rcv.finish()
