@@ -196,20 +196,28 @@ def case_stream(c, endpoint, kind):
     check(r["bytes"] == r["frames_received"] * 256 * 1024, "bytes received")
 
 
-def case_push_backpressure(c, policy):
-    """A receiver at 20 frames/s against a camera at 200: the backpressure
-    reaches the pool and --on-exhausted; nothing lost in transit."""
-    with c.sender("--duration=1", "--frame-bytes=256K", "--fps=200", "--pool=4", "--timeout=5",
-                  f"--on-exhausted={policy}", "--publish=tcp://127.0.0.1:*", "--publish-mode=push",
-                  "--publish-hwm=1") as snd:
+def slow_receiver_run(c, sender_flags, receiver_flags):
+    """A 1 s, 200 frames/s camera of 256 KiB frames publishing to a C++
+    receiver that takes 20 frames/s with a high-water mark of 1 on both sides.
+    Returns (sender summary, its publish section, receiver summary)."""
+    with c.sender("--duration=1", "--frame-bytes=256K", "--fps=200", "--publish=tcp://127.0.0.1:*",
+                  "--publish-hwm=1", *sender_flags) as snd:
         ep = c.endpoint_of(snd)
-        with c.receiver("cpp", ep, "--max-fps=20", "--hwm=1", "--idle-timeout=2") as rcv:
+        with c.receiver("cpp", ep, "--max-fps=20", "--hwm=1", "--idle-timeout=2", *receiver_flags) as rcv:
             code = snd.finish()
             s = snd.json()
             rcode = rcv.finish()
             r = rcv.json()
     p = check_sender(s, code)
     check_receiver(r, rcode)
+    check(0 < r["frames_received"] <= p["frames_sent"], "received count")
+    return s, p, r
+
+
+def case_push_backpressure(c, policy):
+    """A receiver at 20 frames/s against a camera at 200: the backpressure
+    reaches the pool and --on-exhausted; nothing lost in transit."""
+    s, p, r = slow_receiver_run(c, ["--pool=4", "--timeout=5", f"--on-exhausted={policy}", "--publish-mode=push"], [])
     check(s["pool_exhausted"] > 0, "the pool never ran dry: the backpressure did not reach it")
     if policy == "drop":
         check(s["frames_dropped"] > 0, "drop policy: no frame dropped")
@@ -222,26 +230,15 @@ def case_push_backpressure(c, policy):
         check(s["frames_dropped"] == 0 and s["fallbacks"] == 0, "block policy dropped or fell back")
         check(s["sdk_overruns"] > 0, "block policy: the camera never overran")
     check(p["frames_dropped_by_transport"] == 0, "PUSH dropped frames")
-    check(0 < r["frames_received"] <= p["frames_sent"], "received count")
     check(r["gaps"] == 0, f"{r['gaps']} gaps over PUSH")
 
 
 def case_pub_slow(c):
     """A subscriber at 20 frames/s: ZeroMQ drops at the high-water mark, every
     drop counted by the free function, every buffer back."""
-    with c.sender("--duration=1", "--frame-bytes=256K", "--fps=200", "--pool=8", "--publish=tcp://127.0.0.1:*",
-                  "--publish-mode=pub", "--publish-hwm=1") as snd:
-        ep = c.endpoint_of(snd)
-        with c.receiver("cpp", ep, "--mode=sub", "--max-fps=20", "--hwm=1", "--idle-timeout=2") as rcv:
-            code = snd.finish()
-            s = snd.json()
-            rcode = rcv.finish()
-            r = rcv.json()
-    p = check_sender(s, code)
-    check_receiver(r, rcode)
+    _, p, r = slow_receiver_run(c, ["--pool=8", "--publish-mode=pub"], ["--mode=sub"])
     check(p["frames_dropped_by_transport"] > 0, "PUB dropped nothing")
     check(p["unsent_at_shutdown"] == 0, "PUB left frames unsent")
-    check(0 < r["frames_received"] <= p["frames_sent"], "received count")
     check(r["gaps"] > 0, "a slow subscriber saw no gap")
 
 
