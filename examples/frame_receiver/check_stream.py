@@ -368,7 +368,7 @@ def case_bad_endpoints(c):
             (f"ipc://{c.tmpdir}/no/such/dir/frames.sock", os.strerror(2)),
         ]
         for endpoint, reason in cases:
-            with c.sender("--frames=5", f"--publish={endpoint}") as snd:
+            with c.sender("--frames=5", "--pool=1", "--frame-bytes=64K", f"--publish={endpoint}") as snd:
                 code = snd.finish()
                 err = snd.text("err")
             check(code == 2, f"--publish={endpoint}: exit code {code}, expected 2")
