@@ -30,6 +30,14 @@ inline const char* to_string(OnExhausted policy) noexcept {
   return "?";
 }
 
+/// How --publish sends frames: PUSH (a receiver's slowness backs up to the
+/// pool and --on-exhausted) or PUB (ZeroMQ drops frames at the high-water
+/// mark).
+enum class PublishMode { push, pub };
+
+/// The name `--publish-mode` accepts for `mode`.
+inline const char* to_string(PublishMode mode) noexcept { return mode == PublishMode::push ? "push" : "pub"; }
+
 /// Slots in the simulated SDK's circular buffer (PVCAM's CIRC_NO_OVERWRITE
 /// ring in the seed's integration notes).
 inline constexpr std::size_t sdk_ring_slots = 20;
@@ -48,6 +56,9 @@ struct Options {
   double writer_mbps = 0.0;                          ///< --writer-mbps (0: unthrottled)
   std::uint64_t preview_every = 10;                  ///< --preview-every
   std::uint64_t corrupt_every = 0;                   ///< --corrupt-every (0: never)
+  std::string publish;                               ///< --publish: ZeroMQ endpoint to bind (empty: off)
+  PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
+  std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
@@ -63,6 +74,7 @@ inline constexpr std::size_t max_pool = 4096;
 inline constexpr std::uint64_t max_timeout_ms = 60'000;
 inline constexpr double max_writer_mbps = 1e6;
 inline constexpr std::uint64_t max_preview_every = 1'000'000'000ull;
+inline constexpr std::uint64_t max_publish_hwm = 1'000'000ull;
 
 /// The --help text.
 inline std::string usage_text(const char* argv0) {
@@ -103,6 +115,16 @@ flags (--flag=value or --flag value)                                  default
   --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
                          SDK ring; the verifier must fail the run
                          (exit 1), in [0, 1e9]
+  --publish=ENDPOINT     also send every frame over ZeroMQ, zero-copy:   off
+                         bind tcp://HOST:PORT (PORT * picks a free
+                         port, printed at start) or ipc://PATH; read it
+                         with frame_receiver or receive_frames.py
+  --publish-mode=MODE    push: a slow receiver backs up to the pool      push
+                               (then --on-exhausted decides)
+                         pub:  ZeroMQ drops frames at the high-water
+                               mark (counted; buffers still return)
+  --publish-hwm=N        ZeroMQ send high-water mark in frames,          10
+                         in [0, 1000000] (0: unlimited)
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -162,6 +184,7 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
   auto error = [](const std::string& flag, const std::string& value, const std::string& allowed) {
     return ParseError{flag + ": got '" + value + "'; allowed: " + allowed};
   };
+  std::string publish_tuned;  // a --publish-* flag given, which needs --publish
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -184,9 +207,10 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",  "--fps",
-                                                  "--pool",        "--timeout",       "--on-exhausted", "--out",
-                                                  "--writer-mbps", "--preview-every", "--corrupt-every"};
+    static constexpr std::string_view valued[] = {"--duration",     "--frames",        "--frame-bytes",   "--fps",
+                                                  "--pool",         "--timeout",       "--on-exhausted",  "--out",
+                                                  "--writer-mbps",  "--preview-every", "--corrupt-every", "--publish",
+                                                  "--publish-mode", "--publish-hwm"};
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {
@@ -249,8 +273,31 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");
       opt.corrupt_every = *v;
+    } else if (flag == "--publish") {
+#if FRAME_PIPELINE_HAVE_ZMQ
+      if (value.empty()) return error(flag, value, "a ZeroMQ endpoint to bind: tcp://HOST:PORT or ipc://PATH");
+      opt.publish = value;
+#else
+      return ParseError{flag + ": this frame_pipeline was built without ZeroMQ (install libzmq3-dev and rebuild)"};
+#endif
+    } else if (flag == "--publish-mode") {
+      if (value == "push") {
+        opt.publish_mode = PublishMode::push;
+      } else if (value == "pub") {
+        opt.publish_mode = PublishMode::pub;
+      } else {
+        return error(flag, value, "push or pub");
+      }
+      publish_tuned = flag;
+    } else if (flag == "--publish-hwm") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v > max_publish_hwm) return error(flag, value, "frames, an integer in [0, 1000000] (0 = unlimited)");
+      opt.publish_hwm = *v;
+      publish_tuned = flag;
     }
   }
+  if (!publish_tuned.empty() && opt.publish.empty())
+    return ParseError{publish_tuned + ": given without --publish; allowed: only together with --publish=ENDPOINT"};
   return std::nullopt;
 }
 

@@ -15,6 +15,7 @@
 #include "frame_pattern.hpp"
 #include "latency_histogram.hpp"
 #include "simulated_camera.hpp"
+#include "zmq_publisher.hpp"  // --publish (only when built with ZeroMQ)
 
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/bytes.hpp>
@@ -200,6 +201,7 @@ struct AcquisitionStats {
 /// The consumers' queues.
 struct Queues {
   FrameQueue writer, preview, verifier;
+  FrameQueue* network = nullptr;  ///< --publish's queue, when publishing
 };
 
 /// The acquisition thread: the code an application writes around the SDK.
@@ -259,6 +261,10 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     }
     daq_pool::Bytes to_writer = bytes;
     queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
+    if (queues.network != nullptr) {
+      daq_pool::Bytes to_network = bytes;
+      queues.network->push(to_network);  // the same backpressure from a slow receiver (PUSH)
+    }
     queues.verifier.push(bytes);
     ++delivered;
     st.delivered.store(delivered, std::memory_order_relaxed);
@@ -383,6 +389,8 @@ struct Summary {
   daq_pool::BufferPoolStats pool;
   std::size_t writer_queue_high = 0, preview_queue_high = 0, verifier_queue_high = 0, queue_capacity = 0;
   FrameCheck first_failure;
+  std::string publish_text, publish_json = "null";  // --publish's report (zmq_publisher.hpp)
+  bool publish_failed = false;
   int exit_code = 0;
 };
 
@@ -432,6 +440,7 @@ void print_summary_text(const Summary& s) {
     std::printf("]");
   }
   std::printf("\n");
+  std::fputs(s.publish_text.c_str(), stdout);
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
@@ -452,6 +461,7 @@ void print_summary_text(const Summary& s) {
   }
   std::printf("result: %s\n", s.exit_code == 0            ? "PASS"
                               : s.integrity_failures != 0 ? "FAIL (data-integrity failure)"
+                              : s.publish_failed          ? "FAIL (publishing lost a buffer or a send failed)"
                                                           : "FAIL (the writer lost frames)");
   std::fflush(stdout);
 }
@@ -515,6 +525,7 @@ void print_summary_json(const Summary& s) {
                   : json_string(std::string("frame ") + std::to_string(s.first_failure.frame_number) + ": " +
                                 to_string(s.first_failure.fault))
                         .c_str());
+  std::printf("  \"publish\": %s,\n", s.publish_json.c_str());
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -567,6 +578,29 @@ int run(const Options& opt) {
   // Progress and the run header go to stdout, or to stderr when stdout
   // carries the JSON summary.
   std::FILE* info = opt.json ? stderr : stdout;
+#if FRAME_PIPELINE_HAVE_ZMQ
+  std::optional<Publisher> publisher;
+  std::optional<FrameQueue> network_queue;
+  if (!opt.publish.empty()) {
+    try {
+      publisher.emplace(opt);
+    } catch (const daq_pool::zmq::zmq_error& e) {
+      std::fprintf(stderr,
+                   "frame_pipeline: --publish=%s: %s; allowed: an endpoint to bind, tcp://HOST:PORT (PORT * for a free "
+                   "port) or ipc://PATH\n",
+                   opt.publish.c_str(), e.what());
+      out.discard();
+      return 2;
+    }
+    network_queue.emplace(queue_capacity);
+    queues.network = &*network_queue;
+    // Always printed (also with --quiet): a receiver needs the real port.
+    std::fprintf(info, "frame_pipeline: publishing frames (%s, high-water mark %llu) on %s\n",
+                 to_string(opt.publish_mode), static_cast<unsigned long long>(opt.publish_hwm),
+                 publisher->endpoint().c_str());
+    std::fflush(info);
+  }
+#endif
   Progress progress(info, !opt.quiet);
   if (!opt.quiet) {
     std::fprintf(info,
@@ -585,6 +619,10 @@ int run(const Options& opt) {
   std::thread writer_thread([&] { writer.run(queues.writer); });
   std::thread preview_thread([&] { preview.run(queues.preview); });
   std::thread verifier_thread([&] { verifier.run(queues.verifier); });
+#if FRAME_PIPELINE_HAVE_ZMQ
+  std::thread publisher_thread;
+  if (publisher) publisher_thread = std::thread([&] { publisher->run(*network_queue); });
+#endif
   std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq); });
   const auto start = Clock::now();
   camera->start();
@@ -623,6 +661,9 @@ int run(const Options& opt) {
   // queue. Lifting the writer's throttle keeps a simulated slow disk from
   // holding up Ctrl-C.
   throttle_on.store(false);
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) publisher->stop_soon();  // a receiver that never takes the frames won't hold up Ctrl-C
+#endif
   camera->stop();
   acquisition_thread.join();
   pool->close();
@@ -632,6 +673,13 @@ int run(const Options& opt) {
   writer_thread.join();
   preview_thread.join();
   verifier_thread.join();
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) {
+    network_queue->close();
+    publisher_thread.join();
+    publisher->close();  // linger, terminate the context, then count the views ZeroMQ still holds
+  }
+#endif
   const std::uint64_t allocs_end = alloc_hook::unexpected();
   const std::uint64_t expected_allocs_end = alloc_hook::expected();
   progress.finish();
@@ -678,6 +726,13 @@ int run(const Options& opt) {
   s.writer_queue_high = queues.writer.high_water();
   s.preview_queue_high = queues.preview.high_water();
   s.verifier_queue_high = queues.verifier.high_water();
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) {
+    s.publish_text = publisher->text(alloc_hook::library(), alloc_hook::enabled);
+    s.publish_json = publisher->json(json_string, alloc_hook::library(), alloc_hook::enabled);
+    s.publish_failed = publisher->failed();
+  }
+#endif
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
@@ -695,7 +750,7 @@ int run(const Options& opt) {
     std::fprintf(stderr, "frame_pipeline: writing %s failed: %s (%llu frames lost)\n", out.path().c_str(),
                  error_text(s.writer_errno).c_str(), static_cast<unsigned long long>(s.writer_lost));
   }
-  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0) ? 1 : 0;
+  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0 || s.publish_failed) ? 1 : 0;
 
   if (opt.json) {
     print_summary_json(s);
