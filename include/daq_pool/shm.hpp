@@ -229,6 +229,13 @@ class protocol_error : public std::runtime_error {
 
 namespace detail {
 
+/// After recv() returned 0 on a SOCK_SEQPACKET socket: true if the peer is
+/// gone, false if it was an empty message (which reads the same).
+inline bool peer_closed(int fd) noexcept {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
 /// Owns one file descriptor (closed by the destructor).
 class UniqueFd {
  public:
@@ -857,7 +864,9 @@ class Server {
       msg.msg_iov = &iov;
       msg.msg_iovlen = 1;
       const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
-      if (n == 0) break;  // end of stream: the subscriber is gone (its last views dropped, or killed)
+      // End of stream: the subscriber is gone (its last views dropped, or
+      // killed), unless it was an empty message.
+      if (n == 0 && detail::peer_closed(fd)) break;
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // all read; still connected
@@ -1254,7 +1263,7 @@ class Subscriber {
       msg.msg_iovlen = 1;
       const ssize_t n = ::recvmsg(state_->fd(), &msg, MSG_DONTWAIT);
       if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-      if (n <= 0) {
+      if (n < 0 || (n == 0 && detail::peer_closed(state_->fd()))) {
         ended_ = true;  // end of stream (or a reset connection): the server is gone
         break;
       }
