@@ -14,6 +14,7 @@
 #include "consumers.hpp"
 #include "frame_pattern.hpp"
 #include "latency_histogram.hpp"
+#include "shm_server.hpp"
 #include "simulated_camera.hpp"
 
 #include <daq_pool/buffer_pool.hpp>
@@ -204,7 +205,7 @@ struct Queues {
 
 /// The acquisition thread: the code an application writes around the SDK.
 void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const Options& opt, Queues& queues,
-                      AcquisitionStats& st) {
+                      AcquisitionStats& st, FrameServer& server) {
   const auto timeout = std::chrono::milliseconds(opt.timeout_ms);
   std::uint64_t delivered = 0;
   while (const std::optional<SimulatedCamera::Frame> frame = camera.next_frame()) {
@@ -259,6 +260,7 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     }
     daq_pool::Bytes to_writer = bytes;
     queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
+    server.publish(bytes);  // --serve: to other processes, no copy (never waits)
     queues.verifier.push(bytes);
     ++delivered;
     st.delivered.store(delivered, std::memory_order_relaxed);
@@ -383,6 +385,7 @@ struct Summary {
   daq_pool::BufferPoolStats pool;
   std::size_t writer_queue_high = 0, preview_queue_high = 0, verifier_queue_high = 0, queue_capacity = 0;
   FrameCheck first_failure;
+  ServeStats serve;
   int exit_code = 0;
 };
 
@@ -432,6 +435,7 @@ void print_summary_text(const Summary& s) {
     std::printf("]");
   }
   std::printf("\n");
+  print_serve_text(s.serve);
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
@@ -515,6 +519,7 @@ void print_summary_json(const Summary& s) {
                   : json_string(std::string("frame ") + std::to_string(s.first_failure.frame_number) + ": " +
                                 to_string(s.first_failure.fault))
                         .c_str());
+  std::printf("  \"serve\": %s,\n", serve_json(s.serve).c_str());
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -548,13 +553,23 @@ int run(const Options& opt) {
   std::optional<daq_pool::BufferPool> pool;
   std::optional<SimulatedCamera> camera;
   try {
-    pool.emplace(opt.pool, opt.frame_bytes);  // page-aligned, prefaulted buffers
+    daq_pool::BufferPoolOptions pool_options;
+    pool_options.shared_memory = !opt.serve.empty();  // --serve: in one memfd other processes can map
+    pool.emplace(opt.pool, opt.frame_bytes, pool_options);  // page-aligned, prefaulted buffers
     camera.emplace(sdk_ring_slots, opt.frame_bytes, opt.fps, opt.frames, opt.corrupt_every);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "frame_pipeline: cannot set up %zu + %zu frames of %zu bytes: %s\n", opt.pool, sdk_ring_slots,
                  opt.frame_bytes, e.what());
     out.discard();
     return 2;
+  }
+  FrameServer server;
+  if (!opt.serve.empty()) {
+    if (const std::optional<std::string> error = server.start(*pool, opt.serve)) {
+      std::fprintf(stderr, "frame_pipeline: --serve=%s: %s\n", opt.serve.c_str(), error->c_str());
+      out.discard();
+      return 2;
+    }
   }
   const std::size_t queue_capacity = opt.pool + sdk_ring_slots;  // every pooled frame plus a ring's worth of heap ones
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
@@ -585,7 +600,7 @@ int run(const Options& opt) {
   std::thread writer_thread([&] { writer.run(queues.writer); });
   std::thread preview_thread([&] { preview.run(queues.preview); });
   std::thread verifier_thread([&] { verifier.run(queues.verifier); });
-  std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq); });
+  std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq, server); });
   const auto start = Clock::now();
   camera->start();
 
@@ -625,6 +640,7 @@ int run(const Options& opt) {
   throttle_on.store(false);
   camera->stop();
   acquisition_thread.join();
+  server.stop();  // subscribers see the end of the stream; the server's views go
   pool->close();
   queues.writer.close();
   queues.preview.close();
@@ -678,6 +694,7 @@ int run(const Options& opt) {
   s.writer_queue_high = queues.writer.high_water();
   s.preview_queue_high = queues.preview.high_water();
   s.verifier_queue_high = queues.verifier.high_water();
+  s.serve = server.stats();
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
@@ -719,6 +736,10 @@ int main(int argc, char** argv) {
   if (opt.help) {
     std::fputs(usage_text(argv[0]).c_str(), stdout);
     return 0;
+  }
+  if (!opt.serve.empty() && !FrameServer::available()) {
+    std::fprintf(stderr, "frame_pipeline: --serve: not built with daq_pool::shm (Linux only)\n");
+    return 2;
   }
   if (const auto error = check_memory(opt)) {
     std::fprintf(stderr, "frame_pipeline: %s\n", error->message.c_str());

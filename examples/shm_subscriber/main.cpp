@@ -117,9 +117,12 @@ std::optional<std::string> parse_args(int argc, char** argv, Options& opt) {
       if (flag != r.name) continue;
       known = true;
       const auto v = frame_pipeline::detail::parse_uint(value, false);
-      if (!v || *v < r.lo || *v > r.hi)
-        return flag + ": got '" + value + "'; allowed: an integer in [" + std::to_string(r.lo) + ", " +
-               std::to_string(r.hi) + "]";
+      if (!v || *v < r.lo || *v > r.hi) {
+        std::string message = flag;
+        message += ": got '" + value + "'; allowed: an integer in [";
+        message += std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]";
+        return message;
+      }
       *r.target = *v;
     }
     if (flag == "--path") {
@@ -174,12 +177,13 @@ struct Summary {
 
 /// Checks `frame` again (its bytes must not have changed while held), then
 /// drops it: the last drop sends its "done".
-void recheck_and_drop(daq_pool::Bytes frame, Summary& s) {
+void recheck_and_drop(daq_pool::Bytes&& frame, Summary& s) {
   const frame_pipeline::FrameCheck c = frame_pipeline::verify_frame(frame.span(), frame.size(), false, 0);
   if (c.fault != frame_pipeline::FrameFault::ok) {
     if (s.recheck_failures++ == 0 && s.first_failure.empty())
       s.first_failure = "frame " + std::to_string(c.frame_number) + " changed while held: " + to_string(c.fault);
   }
+  frame.reset();
 }
 
 int run(const Options& opt) {

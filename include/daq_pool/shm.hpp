@@ -381,14 +381,19 @@ class FlightTable {
 /// Checks (or creates) the directory a socket goes in: it must be a real
 /// directory (not a symbolic link) owned by this process's user, which only
 /// that user may enter (no group or other permission bits). Throws
-/// std::invalid_argument naming the directory and what is wrong.
-inline void check_private_directory(const std::string& dir) {
+/// std::invalid_argument naming the directory and what is wrong. True if it
+/// created the directory.
+inline bool check_private_directory(const std::string& dir) {
   struct stat st {};
+  bool created = false;
   if (::lstat(dir.c_str(), &st) != 0) {
     const int err = errno;
     if (err != ENOENT) throw_errno(err, "daq_pool::shm::Server: directory '" + dir + "'");
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    if (::mkdir(dir.c_str(), 0700) == 0) {
+      created = true;
+    } else if (errno != EEXIST) {
       throw_errno(errno, "daq_pool::shm::Server: cannot create the directory '" + dir + "'");
+    }
     if (::lstat(dir.c_str(), &st) != 0) throw_errno(errno, "daq_pool::shm::Server: directory '" + dir + "'");
   }
   const std::string where = "daq_pool::shm::Server: the socket's directory '" + dir + "'";
@@ -403,6 +408,7 @@ inline void check_private_directory(const std::string& dir) {
     throw std::invalid_argument(where + " has mode " + mode +
                                 ": other users may enter it; it must be 0700 (only its owner may enter)");
   }
+  return created;
 }
 
 /// The directory part of `path` ("." for a bare file name).
@@ -506,7 +512,9 @@ class Server {
   /// path is empty or longer than 107 bytes, its directory is not private
   /// to this user (see above), or something other than a stale socket is at
   /// the path (another server listening there included); std::system_error
-  /// if a socket call fails. A stale socket file (no server) is replaced.
+  /// if a socket call fails. A stale socket file (no server) is replaced. A
+  /// missing directory is created (0700; its parent must exist) and removed
+  /// again by stop() if empty.
   Server(BufferPool pool, std::string path, ServerOptions options = {})
       : pool_(std::move(pool)), path_(std::move(path)), options_(options) {
     const char* who = "daq_pool::shm::Server";
@@ -526,7 +534,8 @@ class Server {
     region_ = *region;
     const sockaddr_un address = detail::socket_address(path_, who);
     open_read_only_memfd();
-    detail::check_private_directory(detail::directory_of(path_));
+    directory_ = detail::directory_of(path_);
+    created_directory_ = detail::check_private_directory(directory_);
     listen_at(address);
     try {
       epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
@@ -734,12 +743,15 @@ class Server {
   }
 
   /// Removes the socket file, if it is still the one this server bound
-  /// (another server may have replaced it since).
+  /// (another server may have replaced it since), and the directory if this
+  /// server created it and nothing else is in it now.
   void remove_socket_file() noexcept {
     struct stat st {};
     if (bound_ && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_)
       ::unlink(path_.c_str());
     bound_ = false;
+    if (created_directory_) ::rmdir(directory_.c_str());  // fails, harmlessly, unless empty
+    created_directory_ = false;
   }
 
   void watch(int fd, std::uint64_t tag) {
@@ -929,6 +941,8 @@ class Server {
   dev_t socket_dev_ = 0;
   ino_t socket_ino_ = 0;
   bool bound_ = false;
+  bool created_directory_ = false;
+  std::string directory_;  // computed once: stop() allocates nothing
   std::unique_ptr<detail::Peer[]> peers_;
   std::uint64_t next_id_ = 0;  // server thread only
   std::atomic<std::uint64_t> sequence_{0};

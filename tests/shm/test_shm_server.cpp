@@ -113,6 +113,8 @@ TEST_CASE("the socket's directory must be private: created 0700, else refused") 
     CHECK(::access(s.path().c_str(), F_OK) == 0);
   }
   CHECK(::access((dir / "new/frames.sock").c_str(), F_OK) != 0);  // stop() removed it
+  CHECK(::access((dir / "new").c_str(), F_OK) != 0);              // and the directory it made
+  REQUIRE(::mkdir((dir / "new").c_str(), 0700) == 0);             // for the symbolic link below
 
   REQUIRE(::mkdir((dir / "open").c_str(), 0700) == 0);
   REQUIRE(::chmod((dir / "open").c_str(), 0755) == 0);
