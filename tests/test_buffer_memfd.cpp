@@ -233,8 +233,8 @@ TEST_CASE("only the pool's own mapping can write; another mapping reads the fram
 }
 
 TEST_CASE("shared buffers are aligned as asked, 1 B to 2 MiB") {
-  for (const std::size_t alignment : {std::size_t{1}, std::size_t{64}, std::size_t{4096}, std::size_t{1} << 16,
-                                      std::size_t{2} << 20}) {
+  for (const std::size_t alignment :
+       {std::size_t{1}, std::size_t{64}, std::size_t{4096}, std::size_t{1} << 16, std::size_t{2} << 20}) {
     INFO("alignment " << alignment);
     BufferPool pool(3, 5000, shared(alignment));
     const SharedMemoryRegion region = *pool.shared_memory();
@@ -313,8 +313,8 @@ TEST_CASE("the debug canaries guard shared buffers too") {
 
 TEST_CASE("shared_memory with a custom allocator is refused, naming both") {
   BufferPoolOptions o = shared();
-  o.allocate = [](std::size_t bytes, std::size_t align) { return ::operator new(bytes, std::align_val_t{align}); };
-  o.deallocate = [](void* p, std::size_t, std::size_t align) { ::operator delete(p, std::align_val_t{align}); };
+  o.allocate = [](std::size_t bytes, std::size_t align) { return ::operator new (bytes, std::align_val_t{align}); };
+  o.deallocate = [](void* p, std::size_t, std::size_t align) { ::operator delete (p, std::align_val_t{align}); };
   try {
     BufferPool pool(2, 100, o);
     FAIL("no exception");

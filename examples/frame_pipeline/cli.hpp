@@ -189,10 +189,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",  "--fps",
-                                                  "--pool",        "--timeout",       "--on-exhausted", "--out",
-                                                  "--writer-mbps", "--preview-every", "--corrupt-every",
-                                                  "--serve"};
+    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",   "--fps",
+                                                  "--pool",        "--timeout",       "--on-exhausted",  "--out",
+                                                  "--writer-mbps", "--preview-every", "--corrupt-every", "--serve"};
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {

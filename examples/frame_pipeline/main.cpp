@@ -260,7 +260,7 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     }
     daq_pool::Bytes to_writer = bytes;
     queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
-    server.publish(bytes);  // --serve: to other processes, no copy (never waits)
+    server.publish(bytes);          // --serve: to other processes, no copy (never waits)
     queues.verifier.push(bytes);
     ++delivered;
     st.delivered.store(delivered, std::memory_order_relaxed);
@@ -554,7 +554,7 @@ int run(const Options& opt) {
   std::optional<SimulatedCamera> camera;
   try {
     daq_pool::BufferPoolOptions pool_options;
-    pool_options.shared_memory = !opt.serve.empty();  // --serve: in one memfd other processes can map
+    pool_options.shared_memory = !opt.serve.empty();        // --serve: in one memfd other processes can map
     pool.emplace(opt.pool, opt.frame_bytes, pool_options);  // page-aligned, prefaulted buffers
     camera.emplace(sdk_ring_slots, opt.frame_bytes, opt.fps, opt.frames, opt.corrupt_every);
   } catch (const std::exception& e) {

@@ -155,7 +155,7 @@ def peer_closed(sock, data):
     p = select.poll()
     p.register(sock, select.POLLIN | select.POLLRDHUP)
     events = p.poll(0)
-    return not events or bool(events[0][1] & (select.POLLHUP | select.POLLRDHUP | select.POLLERR))
+    return bool(events) and bool(events[0][1] & (select.POLLHUP | select.POLLRDHUP | select.POLLERR))
 
 
 def address_of(array):

@@ -160,7 +160,7 @@ class HeldFrames {
 
 struct Summary {
   std::uint64_t frames = 0, verified = 0, failures = 0, recheck_failures = 0, not_in_place = 0;
-  std::uint64_t missed = 0, done_sent = 0, done_failed = 0, bad_messages = 0, held_at_end = 0;
+  std::uint64_t missed = 0, done_sent = 0, done_failed = 0, bad_messages = 0, held_at_end = 0, changed_after_end = 0;
   std::uint64_t bytes = 0;
   std::string end_reason;
   std::string first_failure;
@@ -176,10 +176,15 @@ struct Summary {
 };
 
 /// Checks `frame` again (its bytes must not have changed while held), then
-/// drops it: the last drop sends its "done".
-void recheck_and_drop(daq_pool::Bytes&& frame, Summary& s) {
+/// drops it: the last drop sends its "done". After the end of the stream
+/// (`after_end`) a change is only counted apart: the server no longer holds
+/// the frame, and a producer still running may reuse its buffer (a killed
+/// server's frames stay put).
+void recheck_and_drop(daq_pool::Bytes&& frame, Summary& s, bool after_end = false) {
   const frame_pipeline::FrameCheck c = frame_pipeline::verify_frame(frame.span(), frame.size(), false, 0);
-  if (c.fault != frame_pipeline::FrameFault::ok) {
+  if (c.fault != frame_pipeline::FrameFault::ok && after_end) {
+    ++s.changed_after_end;
+  } else if (c.fault != frame_pipeline::FrameFault::ok) {
     if (s.recheck_failures++ == 0 && s.first_failure.empty())
       s.first_failure = "frame " + std::to_string(c.frame_number) + " changed while held: " + to_string(c.fault);
   }
@@ -267,8 +272,7 @@ int run(const Options& opt) {
     if (!opt.quiet && now >= next_print) {
       std::fprintf(info, "%6.1f s  %llu frames  %llu verified  %llu missed\n",
                    std::chrono::duration<double>(now - start).count(), static_cast<unsigned long long>(s.frames),
-                   static_cast<unsigned long long>(s.verified),
-                   static_cast<unsigned long long>(sub->stats().missed));
+                   static_cast<unsigned long long>(s.verified), static_cast<unsigned long long>(sub->stats().missed));
       std::fflush(info);
       next_print += std::chrono::seconds(1);
     }
@@ -280,9 +284,10 @@ int run(const Options& opt) {
   }
   // Frames still held when the stream ended stay readable (the mapping
   // outlives the connection): check them once more, then let go.
+  const bool ended = s.end_reason == "end_of_stream";
   while (!held.empty()) {
     ++s.held_at_end;
-    recheck_and_drop(held.pop(), s);
+    recheck_and_drop(held.pop(), s, ended);
   }
   const daq_pool::shm::SubscriberCounters counters = sub->stats();
   s.missed = counters.missed;
@@ -299,17 +304,17 @@ int run(const Options& opt) {
     std::printf(
         "{\n  \"path\": \"%s\",\n  \"subscriber_id\": %llu,\n  \"end_reason\": \"%s\",\n  \"elapsed_s\": %.3f,\n"
         "  \"frames\": %llu,\n  \"verified\": %llu,\n  \"integrity_failures\": %llu,\n  \"recheck_failures\": %llu,\n"
-        "  \"not_in_place\": %llu,\n  \"zero_copy\": %s,\n  \"missed\": %llu,\n  \"held_at_end\": %llu,\n"
+        "  \"not_in_place\": %llu,\n  \"zero_copy\": %s,\n  \"missed\": %llu,\n  \"held_at_end\": %llu,\n  "
+        "\"changed_after_end\": %llu,\n"
         "  \"done_sent\": %llu,\n  \"done_failed\": %llu,\n  \"bad_messages\": %llu,\n  \"bytes\": %llu,\n"
         "  \"frames_per_s\": %.3f,\n  \"mapping\": {\"address\": %llu, \"size\": %zu},\n  \"first_view_address\": "
         "%llu,\n  \"max_in_flight\": %u,\n  \"allocations_after_warmup\": %s,\n  \"first_failure\": %s,\n"
         "  \"exit_code\": %d\n}\n",
         opt.path.c_str(), u(s.subscriber_id), s.end_reason.c_str(), s.elapsed_s, u(s.frames), u(s.verified),
         u(s.failures), u(s.recheck_failures), u(s.not_in_place), s.not_in_place == 0 ? "true" : "false", u(s.missed),
-        u(s.held_at_end), u(s.done_sent), u(s.done_failed), u(s.bad_messages), u(s.bytes), fps,
-        u(reinterpret_cast<std::uintptr_t>(s.map_begin)), s.map_size,
-        u(reinterpret_cast<std::uintptr_t>(s.first_view)), s.max_in_flight,
-        s.allocs_counted ? std::to_string(s.allocs_after_warmup).c_str() : "null",
+        u(s.held_at_end), u(s.changed_after_end), u(s.done_sent), u(s.done_failed), u(s.bad_messages), u(s.bytes), fps,
+        u(reinterpret_cast<std::uintptr_t>(s.map_begin)), s.map_size, u(reinterpret_cast<std::uintptr_t>(s.first_view)),
+        s.max_in_flight, s.allocs_counted ? std::to_string(s.allocs_after_warmup).c_str() : "null",
         s.first_failure.empty() ? "null" : ("\"" + s.first_failure + "\"").c_str(), s.exit_code);
   } else {
     std::printf("\nsummary: %.2f s, ended by %s\n", s.elapsed_s, s.end_reason.c_str());
@@ -321,10 +326,11 @@ int run(const Options& opt) {
                 s.not_in_place == 0 ? "yes" : "NO", s.map_begin, s.map_size, u(s.not_in_place));
     std::printf("  missed               %llu  (frames the server skipped for this subscriber: at its bound of %u)\n",
                 u(s.missed), s.max_in_flight);
-    std::printf("  done sent            %llu  (failed %llu: the server was gone; %llu frames held at the end)\n",
-                u(s.done_sent), u(s.done_failed), u(s.held_at_end));
-    if (s.allocs_counted)
-      std::printf("  allocations after warm-up: %llu\n", u(s.allocs_after_warmup));
+    std::printf(
+        "  done sent            %llu  (failed %llu: the server was gone; %llu frames held at the end, %llu of them "
+        "reused by a live producer after it)\n",
+        u(s.done_sent), u(s.done_failed), u(s.held_at_end), u(s.changed_after_end));
+    if (s.allocs_counted) std::printf("  allocations after warm-up: %llu\n", u(s.allocs_after_warmup));
     if (!s.first_failure.empty()) std::printf("  first failure        %s\n", s.first_failure.c_str());
     std::printf("result: %s\n", s.exit_code == 0 ? "PASS" : "FAIL");
   }

@@ -232,8 +232,11 @@ namespace detail {
 /// After recv() returned 0 on a SOCK_SEQPACKET socket: true if the peer is
 /// gone, false if it was an empty message (which reads the same).
 inline bool peer_closed(int fd) noexcept {
+  // The peer's close stays visible as POLLHUP / POLLRDHUP; nothing to
+  // report (0) means it is still there.
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+  const int n = ::poll(&p, 1, 0);
+  return n < 0 || (n == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0);
 }
 
 /// Owns one file descriptor (closed by the destructor).
@@ -457,20 +460,24 @@ struct ServerOptions {
   /// The longest publish() waits, for all full subscribers together, when
   /// wait_when_full is set; >= 0.
   std::chrono::milliseconds wait_timeout{100};
+  /// How long stop() (and the destructor) keeps taking "done" messages after
+  /// ending every stream, so that subscribers can finish the frames already
+  /// sent to them before the server lets the buffers go; >= 0.
+  std::chrono::milliseconds drain_timeout{2000};
 };
 
 /// One subscriber's counters, as seen by the server (SubscriberStats of the
 /// place `index`; a place is reused by the next connection).
 struct SubscriberStats {
   bool connected = false;
-  std::uint64_t id = 0;         ///< the connection's number (1, 2, ...), 0 if never used
-  int pid = 0;                  ///< the subscriber's process (SO_PEERCRED)
-  std::size_t in_flight = 0;    ///< frames it holds now
-  std::uint64_t sent = 0;       ///< frames sent to it
-  std::uint64_t skipped = 0;    ///< frames not sent: at its bound (or its socket full)
-  std::uint64_t timed_out = 0;  ///< ... of which after waiting wait_timeout (wait_when_full)
-  std::uint64_t done = 0;       ///< valid "done" messages
-  std::uint64_t malformed = 0;  ///< messages that were not "done" messages: ignored
+  std::uint64_t id = 0;            ///< the connection's number (1, 2, ...), 0 if never used
+  int pid = 0;                     ///< the subscriber's process (SO_PEERCRED)
+  std::size_t in_flight = 0;       ///< frames it holds now
+  std::uint64_t sent = 0;          ///< frames sent to it
+  std::uint64_t skipped = 0;       ///< frames not sent: at its bound (or its socket full)
+  std::uint64_t timed_out = 0;     ///< ... of which after waiting wait_timeout (wait_when_full)
+  std::uint64_t done = 0;          ///< valid "done" messages
+  std::uint64_t malformed = 0;     ///< messages that were not "done" messages: ignored
   std::uint64_t out_of_range = 0;  ///< "done" for a slot it does not have: ignored
   std::uint64_t stale = 0;         ///< "done" for a frame it does not hold (duplicate, forged): ignored
 };
@@ -479,17 +486,17 @@ struct SubscriberStats {
 /// included). Read while frames flow, the fields may be stale and not add
 /// up exactly; once quiet they are exact.
 struct ServerStats {
-  std::size_t subscribers = 0;      ///< connected now
-  std::uint64_t accepted = 0;       ///< connections accepted (same uid, a free place)
-  std::uint64_t refused_uid = 0;    ///< connections refused: another user (SO_PEERCRED)
-  std::uint64_t refused_full = 0;   ///< connections refused: max_subscribers connected
-  std::uint64_t disconnected = 0;   ///< subscribers gone (their views dropped)
-  std::uint64_t published = 0;      ///< publish() calls with a frame of the pool
-  std::uint64_t not_shared = 0;     ///< publish() calls refused: not a view of the pool's shared memory
-  std::uint64_t sent = 0;           ///< frame messages sent
-  std::uint64_t skipped = 0;        ///< frames not sent to a subscriber at its bound
-  std::uint64_t done = 0;           ///< valid "done" messages
-  std::uint64_t bad_messages = 0;   ///< malformed, out-of-range and stale messages, ignored
+  std::size_t subscribers = 0;     ///< connected now
+  std::uint64_t accepted = 0;      ///< connections accepted (same uid, a free place)
+  std::uint64_t refused_uid = 0;   ///< connections refused: another user (SO_PEERCRED)
+  std::uint64_t refused_full = 0;  ///< connections refused: max_subscribers connected
+  std::uint64_t disconnected = 0;  ///< subscribers gone (their views dropped)
+  std::uint64_t published = 0;     ///< publish() calls with a frame of the pool
+  std::uint64_t not_shared = 0;    ///< publish() calls refused: not a view of the pool's shared memory
+  std::uint64_t sent = 0;          ///< frame messages sent
+  std::uint64_t skipped = 0;       ///< frames not sent to a subscriber at its bound
+  std::uint64_t done = 0;          ///< valid "done" messages
+  std::uint64_t bad_messages = 0;  ///< malformed, out-of-range and stale messages, ignored
 };
 
 /// Serves the frames of one shared-memory BufferPool to subscriber
@@ -526,6 +533,8 @@ class Server {
                                   std::to_string(options_.max_in_flight) + ") must be in [1, 4096]");
     if (options_.wait_timeout.count() < 0)
       throw std::invalid_argument(std::string(who) + ": options.wait_timeout must not be negative");
+    if (options_.drain_timeout.count() < 0)
+      throw std::invalid_argument(std::string(who) + ": options.drain_timeout must not be negative");
     const std::optional<SharedMemoryRegion> region = pool_.shared_memory();
     if (!region)
       throw std::invalid_argument(std::string(who) +
@@ -573,6 +582,7 @@ class Server {
   /// published from several threads at once may reach a subscriber out of
   /// sequence order). Never allocates; never blocks unless wait_when_full.
   std::size_t publish(const Bytes& frame, std::uint64_t timestamp_ns) {
+    if (stopped_.load(std::memory_order_relaxed)) return 0;
     const std::optional<std::size_t> offset = pool_.shared_offset(frame);
     if (!offset) {
       not_shared_.fetch_add(1, std::memory_order_relaxed);
@@ -621,19 +631,32 @@ class Server {
     return reached;
   }
 
-  /// Ends the server: stops its thread, closes every subscriber's connection
-  /// (each sees the end of the stream; views it still holds stay readable
-  /// there), drops every view the server held (buffers return to the pool)
-  /// and removes the socket file. Idempotent; later publish() calls reach
-  /// nobody. Not to be called while another thread is in publish(). Never
-  /// hangs: the server thread never blocks but in epoll_wait.
+  /// Ends the server, in order: refuses new connections and removes the
+  /// socket file; ends every subscriber's stream (each sees the end after
+  /// the frames already sent to it); keeps taking "done" messages until
+  /// every subscriber has returned its frames or gone, or drain_timeout has
+  /// passed; then stops the server thread, closes every connection and drops
+  /// every view still held (the buffers return to the pool; a subscriber's
+  /// views stay mapped and readable there, but a live producer may now
+  /// reuse their buffers). Idempotent; later publish() calls reach nobody.
+  /// Not to be called while another thread is in publish(). Never hangs:
+  /// bounded by drain_timeout.
   void stop() noexcept {
     if (stopped_.exchange(true)) return;
+    remove_socket_file();
+    for (std::size_t i = 0; i < options_.max_subscribers; ++i) {
+      std::lock_guard lock(peers_[i].mutex);
+      // SHUT_WR: the end of the stream for the subscriber, whose "done"s
+      // still reach the server thread.
+      if (peers_[i].fd >= 0) ::shutdown(peers_[i].fd, SHUT_WR);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+    while (holding() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const std::uint64_t one = 1;
     // The eventfd wakes the server thread's epoll_wait; it then returns.
     [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof one);
     if (thread_.joinable()) thread_.join();
-    remove_socket_file();
     listen_.reset();
     for (std::size_t i = 0; peers_ && i < options_.max_subscribers; ++i) disconnect(i, false);
   }
@@ -707,8 +730,9 @@ class Server {
     ro_memfd_.reset(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
     if (ro_memfd_.get() >= 0) return;
     if (!region_.write_sealed)
-      detail::throw_errno(errno, "daq_pool::shm::Server: no read-only descriptor of the pool's memfd (" + self +
-                                     ") and no F_SEAL_FUTURE_WRITE in this kernel: subscribers could write into frames");
+      detail::throw_errno(errno,
+                          "daq_pool::shm::Server: no read-only descriptor of the pool's memfd (" + self +
+                              ") and no F_SEAL_FUTURE_WRITE in this kernel: subscribers could write into frames");
     ro_memfd_.reset(::fcntl(region_.fd, F_DUPFD_CLOEXEC, 0));
     if (ro_memfd_.get() < 0) detail::throw_errno(errno, "daq_pool::shm::Server: dup of the pool's memfd");
   }
@@ -721,10 +745,10 @@ class Server {
         throw std::invalid_argument(who + " exists and is not a socket; refusing to replace it");
       // A socket file: a live server's, or a stale one left by a crash.
       detail::UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-      if (probe.get() >= 0 &&
-          ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0)
+      if (probe.get() >= 0 && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0)
         throw std::invalid_argument(who + ": another server is listening there");
-      if (::unlink(path_.c_str()) != 0 && errno != ENOENT) detail::throw_errno(errno, who + ": removing a stale socket");
+      if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
+        detail::throw_errno(errno, who + ": removing a stale socket");
     }
     listen_.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (listen_.get() < 0) detail::throw_errno(errno, who + ": socket");
@@ -752,6 +776,15 @@ class Server {
     bound_ = false;
     if (created_directory_) ::rmdir(directory_.c_str());  // fails, harmlessly, unless empty
     created_directory_ = false;
+  }
+
+  /// True while a connected subscriber holds frames (stop()'s drain).
+  bool holding() const noexcept {
+    for (std::size_t i = 0; i < options_.max_subscribers; ++i) {
+      std::lock_guard lock(peers_[i].mutex);
+      if (peers_[i].fd >= 0 && peers_[i].table.in_flight() != 0) return true;
+    }
+    return false;
   }
 
   void watch(int fd, std::uint64_t tag) {
@@ -793,6 +826,7 @@ class Server {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // EAGAIN: none left (or EMFILE...: they wait in the backlog)
       }
+      if (stopped_.load(std::memory_order_relaxed)) continue;  // stopping: closed at once
       ucred cred{};
       socklen_t len = sizeof cred;
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
@@ -1210,7 +1244,8 @@ class Subscriber {
   static HelloAndFd receive_hello(int fd, const std::string& path, std::chrono::steady_clock::time_point deadline) {
     const std::string who = "daq_pool::shm::Subscriber(" + path + ")";
     pollfd pfd{fd, POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     // At least 5 s for the hello: a server accepts on its own thread.
     const int wait_ms = static_cast<int>(std::max<std::int64_t>(left.count(), 5000));
     if (::poll(&pfd, 1, wait_ms) != 1) throw protocol_error(who + ": no hello from the server within the timeout");
@@ -1240,8 +1275,9 @@ class Subscriber {
       }
     }
     if (n == 0)
-      throw protocol_error(who + ": the server closed the connection (another user's server, or max_subscribers "
-                                 "connected)");
+      throw protocol_error(who +
+                           ": the server closed the connection (another user's server, or max_subscribers "
+                           "connected)");
     const std::optional<protocol::Hello> hello =
         protocol::decode_hello(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
     if (!hello || fds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0)

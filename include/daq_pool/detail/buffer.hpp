@@ -198,8 +198,7 @@ class BufferMemory {
           "daq_pool::BufferPool: options.shared_memory and options.allocate/deallocate can't be combined (shared "
           "buffers live in one memfd the pool maps itself)");
 #if !defined(DAQ_POOL_HAVE_MEMFD)
-    if (shared_)
-      throw std::invalid_argument("daq_pool::BufferPool: options.shared_memory needs Linux (memfd_create)");
+    if (shared_) throw std::invalid_argument("daq_pool::BufferPool: options.shared_memory needs Linux (memfd_create)");
 #endif
     const std::size_t step = std::max(alignment_, cache_line);
     if (capacity > max / count || capacity > max - (step - 1) || (capacity + step - 1) / step * step > max / count)
@@ -438,9 +437,9 @@ class BufferMemory {
   void* map_base_ = nullptr;
   std::size_t map_length_ = 0;
   std::byte* region_ = nullptr;
-  int memfd_ = -1;              // shared_memory: the file under the region
-  std::size_t file_size_ = 0;   // ... and its size
-  bool write_sealed_ = false;   // ... sealed with F_SEAL_FUTURE_WRITE
+  int memfd_ = -1;             // shared_memory: the file under the region
+  std::size_t file_size_ = 0;  // ... and its size
+  bool write_sealed_ = false;  // ... sealed with F_SEAL_FUTURE_WRITE
 };
 
 // ---- the pooled item -------------------------------------------------------
