@@ -927,8 +927,8 @@ class Server {
       {
         std::lock_guard lock(p.mutex);
         verdict = p.table.on_message(message, released);
+        count(p, verdict);  // under the lock: a publish() that finds the room also sees the count
       }
-      count(p, verdict);
       if (verdict == detail::FlightTable::Verdict::done) p.room.notify_all();
       // `released` drops here, outside the lock: the buffer may return to
       // the pool on this thread.

@@ -153,6 +153,24 @@ class Child {
     return status_;
   }
 
+  /// Reads its output until it contains `text` (at most `limit`, or until
+  /// it ends); whether it did.
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds limit = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (output_.find(text) == std::string::npos) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n == 0) return false;
+      if (n > 0) output_.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
   const std::string& output() const noexcept { return output_; }
 
  private:
