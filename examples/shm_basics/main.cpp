@@ -6,10 +6,11 @@
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/shm.hpp>
 
-#include <stdlib.h>
+#include <unistd.h>  // rmdir
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>  // mkdtemp
 #include <cstring>
 #include <optional>
 #include <string>
