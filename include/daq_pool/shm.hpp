@@ -146,7 +146,7 @@ inline bool has_header(std::span<const std::byte> m, std::size_t size, std::uint
 }
 }  // namespace detail
 
-/// The 48 bytes of a hello. Never allocates.
+/// The 48 bytes of a hello. Thread-safe (a pure function); never allocates.
 inline std::array<std::byte, hello_bytes> encode(const Hello& h) noexcept {
   auto m = detail::with_header<hello_bytes>(type_hello);
   detail::put(m.data() + 8, h.region_size);
@@ -158,7 +158,7 @@ inline std::array<std::byte, hello_bytes> encode(const Hello& h) noexcept {
   return m;
 }
 
-/// The 48 bytes of a frame message. Never allocates.
+/// The 48 bytes of a frame message. Thread-safe; never allocates.
 inline std::array<std::byte, frame_bytes> encode(const FrameMessage& f) noexcept {
   auto m = detail::with_header<frame_bytes>(type_frame);
   detail::put(m.data() + 8, f.slot);
@@ -169,7 +169,7 @@ inline std::array<std::byte, frame_bytes> encode(const FrameMessage& f) noexcept
   return m;
 }
 
-/// The 24 bytes of a "done". Never allocates.
+/// The 24 bytes of a "done". Thread-safe; never allocates.
 inline std::array<std::byte, done_bytes> encode(const Done& d) noexcept {
   auto m = detail::with_header<done_bytes>(type_done);
   detail::put(m.data() + 8, d.slot);
@@ -178,7 +178,8 @@ inline std::array<std::byte, done_bytes> encode(const Done& d) noexcept {
 }
 
 /// A hello, if `m` is one (right size, header, reserved bytes zero); the
-/// geometry is not checked here (Subscriber does). Never allocates.
+/// geometry is not checked here (Subscriber does). Thread-safe; never
+/// allocates.
 inline std::optional<Hello> decode_hello(std::span<const std::byte> m) noexcept {
   if (!detail::has_header(m, hello_bytes, type_hello)) return std::nullopt;
   Hello h;
@@ -192,7 +193,7 @@ inline std::optional<Hello> decode_hello(std::span<const std::byte> m) noexcept 
 }
 
 /// A frame message, if `m` is one (right size, header, reserved field 0).
-/// Its offset and size are not checked here. Never allocates.
+/// Its offset and size are not checked here. Thread-safe; never allocates.
 inline std::optional<FrameMessage> decode_frame(std::span<const std::byte> m) noexcept {
   if (!detail::has_header(m, frame_bytes, type_frame) || detail::get<std::uint32_t>(m.data() + 12) != 0)
     return std::nullopt;
@@ -205,8 +206,8 @@ inline std::optional<FrameMessage> decode_frame(std::span<const std::byte> m) no
   return f;
 }
 
-/// A "done", if `m` is one (right size, header, reserved field 0). Never
-/// allocates.
+/// A "done", if `m` is one (right size, header, reserved field 0).
+/// Thread-safe; never allocates.
 inline std::optional<Done> decode_done(std::span<const std::byte> m) noexcept {
   if (!detail::has_header(m, done_bytes, type_done) || detail::get<std::uint32_t>(m.data() + 12) != 0)
     return std::nullopt;
@@ -565,7 +566,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// stop(): every subscriber sees the end of the stream.
+  /// stop(): every subscriber sees the end of the stream (waits at most
+  /// drain_timeout for them to finish their frames).
   ~Server() { stop(); }
 
   /// Sends `frame` to every connected subscriber (stamped now, CLOCK_REALTIME)
@@ -661,11 +663,11 @@ class Server {
     for (std::size_t i = 0; peers_ && i < options_.max_subscribers; ++i) disconnect(i, false);
   }
 
-  /// The socket's path. Never allocates.
+  /// The socket's path. Thread-safe; never allocates.
   const std::string& path() const noexcept { return path_; }
-  /// The options given. Never allocates.
+  /// The options given. Thread-safe; never allocates.
   const ServerOptions& options() const noexcept { return options_; }
-  /// The pool whose frames are served. Never allocates.
+  /// The pool whose frames are served. Thread-safe; never allocates.
   const BufferPool& pool() const noexcept { return pool_; }
 
   /// Subscribers connected now. Thread-safe; stale the moment it is read.
@@ -1198,11 +1200,13 @@ class Subscriber {
   }
 
   /// The next frame, waiting as long as it takes; nothing once the stream
-  /// has ended (the server stopped or died). Never allocates.
+  /// has ended (the server stopped or died). Not thread-safe (one receiving
+  /// thread); never allocates.
   std::optional<Frame> receive() { return receive_until(std::nullopt); }
 
   /// The next frame, waiting at most `timeout`; nothing on timeout or end
-  /// of stream (tell them apart with end_of_stream()). Never allocates.
+  /// of stream (tell them apart with end_of_stream()). Not thread-safe (one
+  /// receiving thread); never allocates.
   template <class Rep, class Period>
   std::optional<Frame> receive_for(std::chrono::duration<Rep, Period> timeout) {
     return receive_until(std::chrono::steady_clock::now() +
@@ -1210,14 +1214,15 @@ class Subscriber {
   }
 
   /// True once the server's end of the connection is closed; frames already
-  /// received stay readable. Never allocates.
+  /// received stay readable. Not thread-safe (set by receive*()); never
+  /// allocates.
   bool end_of_stream() const noexcept { return ended_; }
 
-  /// The geometry the server sent. Never allocates.
+  /// The geometry the server sent. Thread-safe; never allocates.
   const protocol::Hello& geometry() const noexcept { return state_->hello(); }
 
   /// This process's read-only mapping of the server's memory: every frame's
-  /// bytes lie inside it. Never allocates.
+  /// bytes lie inside it. Thread-safe; never allocates.
   std::span<const std::byte> memory() const noexcept { return {state_->map(), state_->map_size()}; }
 
   /// The counters. Thread-safe; never allocates.
