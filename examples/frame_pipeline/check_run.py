@@ -4,7 +4,8 @@
 usage: check_run.py BINARY MODE [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
-bad_args, failures (exit 1 cases), help, json, sigint. Every run gets a fresh, private TMPDIR, which
+bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
+C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER). Every run gets a fresh, private TMPDIR, which
 must be empty again afterwards (the temporary output file is removed).
 """
 import json
@@ -124,6 +125,7 @@ BAD_ARGS = [
     (["--fps"], "--fps"),
     (["stray"], "stray"),
     (["--frame-bytes=1G", "--pool=4096"], "--frame-bytes"),
+    (["--serve="], "--serve"),
 ]
 
 
@@ -168,7 +170,7 @@ def mode_failures(binary, tmpdir):
 
 
 FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
-         "--writer-mbps", "--preview-every", "--corrupt-every", "--json", "--quiet", "--help"]
+         "--writer-mbps", "--preview-every", "--corrupt-every", "--serve", "--json", "--quiet", "--help"]
 
 
 def mode_help(binary, tmpdir):
@@ -229,6 +231,57 @@ def mode_sigint(binary, args, tmpdir):
     print("PASS: sigint")
 
 
+def mode_serve(binary, args, tmpdir):
+    """--serve: a C++ and a Python subscriber process verify every frame they get, in place."""
+    sock_dir = os.path.join(tmpdir, "serve")  # created 0700 by the server
+    path = os.path.join(sock_dir, "frames.sock")
+    env = dict(os.environ, TMPDIR=tmpdir)
+    print(f"$ frame_pipeline {' '.join(args)} --serve={path} --json", flush=True)
+    demo = subprocess.Popen([binary, *args, f"--serve={path}", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    subs = [
+        ("C++", [os.environ["SHM_SUBSCRIBER"], f"--path={path}", "--json", "--quiet", "--connect-timeout=30",
+                 "--keep=2"]),
+        ("Python", [os.environ["SHM_PYTHON"], os.environ["SHM_VIEWER"], f"--path={path}", "--json", "--quiet",
+                    "--connect-timeout=30"]),
+    ]
+    procs = [(name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+             for name, cmd in subs]
+    try:
+        out, err = demo.communicate(timeout=TIMEOUT_S)
+        results = [(name, *p.communicate(timeout=60), p.returncode) for name, p in procs]
+    finally:
+        for p in [demo] + [p for _, p in procs]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    sys.stdout.write(err)
+    sys.stdout.write(out)
+    if demo.returncode != 0:
+        fail(f"frame_pipeline --serve: exit code {demo.returncode}")
+    s = json.loads(out)
+    check_summary(s)
+    serve = s["serve"]
+    if serve is None or serve["subscribers"] != 2:
+        fail(f"expected 2 subscribers served: {serve}")
+    if serve["published"] != s["frames_pooled"] or serve["not_shared"] != s["fallbacks"]:
+        fail("every pooled frame must be published, every heap fallback refused")
+    if serve["sent"] == 0 or serve["bad_messages"] != 0:
+        fail(f"nothing sent, or bad messages: {serve}")
+    for name, sout, serr, code in results:
+        sys.stdout.write(serr)
+        sys.stdout.write(sout)
+        if code != 0:
+            fail(f"the {name} subscriber: exit code {code}")
+        r = json.loads(sout)
+        if r["frames"] == 0 or r["verified"] != r["frames"] or r["recheck_failures"] != 0:
+            fail(f"the {name} subscriber: {r['frames']} frames, {r['verified']} verified")
+        if not r["zero_copy"] or r["end_reason"] != "end_of_stream":
+            fail(f"the {name} subscriber: zero_copy {r['zero_copy']}, ended by {r['end_reason']}")
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: serve")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -247,6 +300,8 @@ def main():
             mode_json(binary, args, tmpdir)
         elif mode == "sigint":
             mode_sigint(binary, args, tmpdir)
+        elif mode == "serve":
+            mode_serve(binary, args, tmpdir)
         else:
             fail(f"unknown mode {mode}")
 

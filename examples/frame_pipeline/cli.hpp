@@ -59,6 +59,7 @@ struct Options {
   std::string publish;                               ///< --publish: ZeroMQ endpoint to bind (empty: off)
   PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
   std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
+  std::string serve;                                 ///< --serve=PATH: publish frames to other processes (shm)
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
@@ -125,6 +126,10 @@ flags (--flag=value or --flag value)                                  default
                                mark (counted; buffers still return)
   --publish-hwm=N        ZeroMQ send high-water mark in frames,          10
                          in [0, 1000000] (0: unlimited)
+  --serve=PATH           publish every frame to other processes through  off
+                         a daq_pool::shm::Server at the Unix socket PATH
+                         (shared memory, no copy; the pool is memfd-
+                         backed); clients: shm_subscriber, shm_viewer.py
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -207,10 +212,12 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    static constexpr std::string_view valued[] = {"--duration",     "--frames",        "--frame-bytes",   "--fps",
-                                                  "--pool",         "--timeout",       "--on-exhausted",  "--out",
-                                                  "--writer-mbps",  "--preview-every", "--corrupt-every", "--publish",
-                                                  "--publish-mode", "--publish-hwm"};
+    // One flag per line: each integration adds its own.
+    static constexpr std::string_view valued[] = {
+        "--duration",      "--frames",       "--frame-bytes",  "--fps",         "--pool",
+        "--timeout",       "--on-exhausted", "--out",          "--writer-mbps", "--preview-every",
+        "--corrupt-every", "--publish",      "--publish-mode", "--publish-hwm", "--serve",
+    };
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {
@@ -269,6 +276,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       const auto v = detail::parse_uint(value, false);
       if (!v || *v < 1 || *v > max_preview_every) return error(flag, value, "an integer in [1, 1000000000]");
       opt.preview_every = *v;
+    } else if (flag == "--serve") {
+      if (value.empty()) return error(flag, value, "a Unix socket path in a directory only you may enter");
+      opt.serve = value;
     } else if (flag == "--corrupt-every") {
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");

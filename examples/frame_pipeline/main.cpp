@@ -14,6 +14,7 @@
 #include "consumers.hpp"
 #include "frame_pattern.hpp"
 #include "latency_histogram.hpp"
+#include "shm_server.hpp"
 #include "simulated_camera.hpp"
 #include "zmq_publisher.hpp"  // --publish (only when built with ZeroMQ)
 
@@ -206,7 +207,7 @@ struct Queues {
 
 /// The acquisition thread: the code an application writes around the SDK.
 void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const Options& opt, Queues& queues,
-                      AcquisitionStats& st) {
+                      AcquisitionStats& st, FrameServer& server) {
   const auto timeout = std::chrono::milliseconds(opt.timeout_ms);
   std::uint64_t delivered = 0;
   while (const std::optional<SimulatedCamera::Frame> frame = camera.next_frame()) {
@@ -265,6 +266,7 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
       daq_pool::Bytes to_network = bytes;
       queues.network->push(to_network);  // the same backpressure from a slow receiver (PUSH)
     }
+    server.publish(bytes);          // --serve: to other processes, no copy (never waits)
     queues.verifier.push(bytes);
     ++delivered;
     st.delivered.store(delivered, std::memory_order_relaxed);
@@ -391,6 +393,7 @@ struct Summary {
   FrameCheck first_failure;
   std::string publish_text, publish_json = "null";  // --publish's report (zmq_publisher.hpp)
   bool publish_failed = false;
+  ServeStats serve;
   int exit_code = 0;
 };
 
@@ -441,6 +444,7 @@ void print_summary_text(const Summary& s) {
   }
   std::printf("\n");
   std::fputs(s.publish_text.c_str(), stdout);
+  print_serve_text(s.serve);
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
@@ -526,6 +530,7 @@ void print_summary_json(const Summary& s) {
                                 to_string(s.first_failure.fault))
                         .c_str());
   std::printf("  \"publish\": %s,\n", s.publish_json.c_str());
+  std::printf("  \"serve\": %s,\n", serve_json(s.serve).c_str());
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -559,13 +564,23 @@ int run(const Options& opt) {
   std::optional<daq_pool::BufferPool> pool;
   std::optional<SimulatedCamera> camera;
   try {
-    pool.emplace(opt.pool, opt.frame_bytes);  // page-aligned, prefaulted buffers
+    daq_pool::BufferPoolOptions pool_options;
+    pool_options.shared_memory = !opt.serve.empty();        // --serve: in one memfd other processes can map
+    pool.emplace(opt.pool, opt.frame_bytes, pool_options);  // page-aligned, prefaulted buffers
     camera.emplace(sdk_ring_slots, opt.frame_bytes, opt.fps, opt.frames, opt.corrupt_every);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "frame_pipeline: cannot set up %zu + %zu frames of %zu bytes: %s\n", opt.pool, sdk_ring_slots,
                  opt.frame_bytes, e.what());
     out.discard();
     return 2;
+  }
+  FrameServer server;
+  if (!opt.serve.empty()) {
+    if (const std::optional<std::string> error = server.start(*pool, opt.serve)) {
+      std::fprintf(stderr, "frame_pipeline: --serve=%s: %s\n", opt.serve.c_str(), error->c_str());
+      out.discard();
+      return 2;
+    }
   }
   const std::size_t queue_capacity = opt.pool + sdk_ring_slots;  // every pooled frame plus a ring's worth of heap ones
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
@@ -623,7 +638,7 @@ int run(const Options& opt) {
   std::thread publisher_thread;
   if (publisher) publisher_thread = std::thread([&] { publisher->run(*network_queue); });
 #endif
-  std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq); });
+  std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq, server); });
   const auto start = Clock::now();
   camera->start();
 
@@ -666,6 +681,7 @@ int run(const Options& opt) {
 #endif
   camera->stop();
   acquisition_thread.join();
+  server.stop();  // subscribers see the end of the stream; the server's views go
   pool->close();
   queues.writer.close();
   queues.preview.close();
@@ -733,6 +749,7 @@ int run(const Options& opt) {
     s.publish_failed = publisher->failed();
   }
 #endif
+  s.serve = server.stats();
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
@@ -774,6 +791,10 @@ int main(int argc, char** argv) {
   if (opt.help) {
     std::fputs(usage_text(argv[0]).c_str(), stdout);
     return 0;
+  }
+  if (!opt.serve.empty() && !FrameServer::available()) {
+    std::fprintf(stderr, "frame_pipeline: --serve: not built with daq_pool::shm (Linux only)\n");
+    return 2;
   }
   if (const auto error = check_memory(opt)) {
     std::fprintf(stderr, "frame_pipeline: %s\n", error->message.c_str());
