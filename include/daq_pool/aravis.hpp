@@ -52,6 +52,19 @@
 #include "daq_pool/errors.hpp"
 #include "daq_pool/pooled_buffer.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#define DAQ_POOL_ARAVIS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DAQ_POOL_ARAVIS_TSAN 1
+#endif
+#endif
+#if defined(DAQ_POOL_ARAVIS_TSAN)
+// ThreadSanitizer's runtime (g++'s and clang's) exports these.
+extern "C" void __tsan_ignore_thread_begin();  // NOLINT(bugprone-reserved-identifier)
+extern "C" void __tsan_ignore_thread_end();    // NOLINT(bugprone-reserved-identifier)
+#endif
+
 namespace daq_pool::aravis {
 
 /// An Aravis call failed (its GError message is part of what()).
@@ -272,39 +285,77 @@ struct LostFlag {
 /// The signal handler's data: its own reference to the flag.
 using LostFlagRef = std::shared_ptr<LostFlag>;
 
+/// GLib orders a handler's connection before its emissions, and an emission
+/// before the handler's destroy notify, with its own locks and atomics:
+/// futexes and code ThreadSanitizer does not see. Every step of that
+/// handler's life (connect, each call, the notify, disconnect) also passes
+/// through this one read-modify-write, which makes the same order visible to
+/// it. Costs one atomic per step; the steps are rare (not per frame).
+inline std::atomic<unsigned> glib_handoff{0};
+inline void order_with_glib() noexcept { glib_handoff.fetch_add(1, std::memory_order_acq_rel); }
+
 /// "control-lost" handler. Runs on Aravis's heartbeat thread (GigE Vision);
 /// touches only the flag its closure owns.
 inline void on_control_lost(ArvDevice* /*device*/, gpointer flag) noexcept {
+  order_with_glib();
   // release: pairs with the acquire in CameraSource::loss(); nothing else is
   // published through the flag.
   (*static_cast<LostFlagRef*>(flag))->control_lost.store(true, std::memory_order_release);
+  order_with_glib();
 }
 
 /// GClosureNotify of that handler: runs when the handler is disconnected (on
 /// the disconnecting thread, or after an emission in progress ends, on the
 /// heartbeat thread) or when the device is finalized. Drops the closure's
 /// reference to the flag, and nothing else.
-inline void release_lost_flag(gpointer flag, GClosure* /*closure*/) noexcept { delete static_cast<LostFlagRef*>(flag); }
+inline void release_lost_flag(gpointer flag, GClosure* /*closure*/) noexcept {
+  order_with_glib();
+  delete static_cast<LostFlagRef*>(flag);
+}
 
-/// The on_stream_thread_start hook as the stream keeps it: owned by the
+/// The stream callback's data: the on_stream_thread_start hook, owned by the
 /// stream (freed by its destroy notify), since the stream may outlive the
-/// source.
+/// source. Installed when there is a hook, and always in ThreadSanitizer
+/// builds.
 struct StreamHook {
   void (*start)(void*) = nullptr;
   void* context = nullptr;
 
   /// ArvStreamCallback. Runs on Aravis's stream thread: INIT once when it
-  /// starts (calls the hook), then for every buffer (ignored). Touches only
-  /// this hook and what its context owns.
+  /// starts (calls the hook), EXIT once when it ends, and twice per buffer
+  /// (ignored). Touches only this hook and what its context owns.
   static void callback(void* hook, ArvStreamCallbackType type, ArvBuffer* /*buffer*/) noexcept {
+    const auto* h = static_cast<const StreamHook*>(hook);
     if (type == ARV_STREAM_CALLBACK_TYPE_INIT) {
-      const auto* h = static_cast<const StreamHook*>(hook);
-      h->start(h->context);
+      if (h->start != nullptr) h->start(h->context);
+#if defined(DAQ_POOL_ARAVIS_TSAN)
+      // ThreadSanitizer can't see how Aravis hands a filled buffer to the
+      // acquisition thread (GAsyncQueue: GLib's futex-based GMutex, in
+      // uninstrumented code), so it would report every read of every frame
+      // as a race with the writes (memcpy per packet) of this thread. Its
+      // accesses become as invisible to TSan as the rest of Aravis's code
+      // (the Fake interface's fill loop, for one) already is. Our own
+      // hand-offs (views to consumers, the pool) stay checked.
+      __tsan_ignore_thread_begin();
+#endif
+    } else if (type == ARV_STREAM_CALLBACK_TYPE_EXIT) {
+#if defined(DAQ_POOL_ARAVIS_TSAN)
+      __tsan_ignore_thread_end();
+#endif
     }
   }
   /// GDestroyNotify of the stream's callback data: runs where the stream is
   /// finalized. Frees the hook.
   static void destroy(gpointer hook) noexcept { delete static_cast<StreamHook*>(hook); }
+
+  /// Whether a stream callback is needed at all.
+  static bool wanted([[maybe_unused]] void (*start)(void*)) noexcept {
+#if defined(DAQ_POOL_ARAVIS_TSAN)
+    return true;
+#else
+    return start != nullptr;
+#endif
+  }
 };
 
 /// The source's view of one pool buffer, fixed for its lifetime. `buffer`
@@ -582,7 +633,7 @@ class CameraSource {
     }
 
     GError* error = nullptr;
-    if (options_.on_stream_thread_start != nullptr) {
+    if (detail::StreamHook::wanted(options_.on_stream_thread_start)) {
       // The stream owns the hook (frees it when finalized, also when
       // creating it fails), so it is not ours to delete after this call.
       auto* hook = new detail::StreamHook{options_.on_stream_thread_start, options_.hook_context};
@@ -617,9 +668,10 @@ class CameraSource {
     for (PooledBuffer& b : buffers) queue(std::move(b));
 
     device_ = arv_camera_get_device(camera_);
-    control_lost_handler_ =
-        g_signal_connect_data(device_, "control-lost", G_CALLBACK(&detail::on_control_lost),
-                              new detail::LostFlagRef(lost_), &detail::release_lost_flag, GConnectFlags{});
+    auto* flag_ref = new detail::LostFlagRef(lost_);
+    detail::order_with_glib();
+    control_lost_handler_ = g_signal_connect_data(device_, "control-lost", G_CALLBACK(&detail::on_control_lost),
+                                                  flag_ref, &detail::release_lost_flag, GConnectFlags{});
   }
 
   /// Queues pool buffer `b` in the camera: the binding takes it (so the
@@ -737,7 +789,10 @@ class CameraSource {
       g_clear_error(&error);  // nothing to do about it here; the stream stops below anyway
     }
     started_ = false;
-    if (device_ != nullptr && control_lost_handler_ != 0) g_signal_handler_disconnect(device_, control_lost_handler_);
+    if (device_ != nullptr && control_lost_handler_ != 0) {
+      g_signal_handler_disconnect(device_, control_lost_handler_);
+      detail::order_with_glib();
+    }
     control_lost_handler_ = 0;
     // The circulating references the source holds (frozen buffers): the
     // source's own reference keeps those ArvBuffers alive a little longer.

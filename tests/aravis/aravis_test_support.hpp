@@ -7,8 +7,9 @@
 #include <daq_pool/aravis/fake_camera.hpp>
 #include <daq_pool/buffer_pool.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
@@ -21,8 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char** environ;  // NOLINT(bugprone-reserved-identifier): POSIX, for posix_spawn
 
 namespace aravis_test {
 
@@ -73,7 +72,8 @@ inline std::uint64_t frame_id_distance(std::uint64_t from, std::uint64_t to) {
 }
 
 /// Aravis's GigE Vision fake camera (`arv-fake-gv-camera-0.8 -i 127.0.0.1`)
-/// as a child process of the test: started by the constructor, which waits
+/// as a child process of the test (killed by the kernel if the test dies
+/// first: PR_SET_PDEATHSIG): started by the constructor, which waits
 /// (bounded) until arv_open_device("127.0.0.1") answers; stopped with
 /// SIGTERM and reaped by its PID in the destructor, also when the test
 /// fails. Its UDP port 3956 is fixed: the ctest cases using it share a
@@ -83,13 +83,20 @@ class FakeGvCamera {
   static constexpr const char* address = "127.0.0.1";
 
   explicit FakeGvCamera(const char* executable) {
-    std::string exe = executable;
-    std::string flag = "-i";
-    std::string where = address;
-    char* argv[] = {exe.data(), flag.data(), where.data(), nullptr};
-    if (const int rc = ::posix_spawn(&pid_, executable, nullptr, nullptr, argv, environ); rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error("cannot start " + exe + ": error " + std::to_string(rc));
+    const std::string exe = executable;
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("cannot start " + exe + ": fork failed");
+    if (pid_ == 0) {
+      // The child: only async-signal-safe calls until exec. If the test dies
+      // without running its destructors (a crash, ctest's timeout kill), the
+      // kernel kills the camera too: no orphan keeps UDP port 3956.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      const int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) ::dup2(null, STDOUT_FILENO);  // its progress chatter; stderr stays
+      ::execl(executable, executable, "-i", address, static_cast<char*>(nullptr));
+      ::_exit(127);
     }
     // Bounded readiness poll: it answers ~30 ms after start here.
     const auto deadline = std::chrono::steady_clock::now() + 10s;
