@@ -32,11 +32,26 @@ inline constexpr bool enabled = false;
 
 inline std::atomic<std::uint64_t> unexpected_calls{0};  ///< every allocation outside an Expected scope
 inline std::atomic<std::uint64_t> expected_calls{0};    ///< allocations inside an Expected scope
+inline std::atomic<std::uint64_t> library_calls{0};     ///< allocations on a library's own thread
 
 /// Set while the current thread makes an allocation the program means to make.
 /// constinit + trivial type: accessing it is a plain TLS load (no lazy
 /// initialization that could itself allocate).
 inline constinit thread_local bool in_expected_scope = false;
+
+/// Set by the demo when it drives a library with threads of its own
+/// (--source=aravis): from then on, what a thread that is not the
+/// pipeline's allocates (Aravis's stream and GigE Vision heartbeat threads,
+/// libusb's, GLib's) is that library's, counted apart.
+inline std::atomic<bool> classify_threads{false};
+
+/// True on the pipeline's own threads (mark_pipeline_thread()). constinit +
+/// trivial: a plain TLS access.
+inline constinit thread_local bool pipeline_thread = false;
+
+/// Marks the calling thread as one of the pipeline's (main, acquisition,
+/// consumers). Never allocates.
+inline void mark_pipeline_thread() noexcept { pipeline_thread = true; }
 
 /// Marks the allocations made by this thread while it lives as expected.
 class Expected {
@@ -54,11 +69,18 @@ class Expected {
 inline std::uint64_t unexpected() noexcept { return unexpected_calls.load(std::memory_order_relaxed); }
 /// Allocations made inside Expected scopes since the process started.
 inline std::uint64_t expected() noexcept { return expected_calls.load(std::memory_order_relaxed); }
+/// Allocations made on library threads since the process started.
+inline std::uint64_t library() noexcept { return library_calls.load(std::memory_order_relaxed); }
 
 namespace detail {
 inline void count() noexcept {
+  // relaxed: set once, before the library's threads exist.
+  const bool library = !pipeline_thread && classify_threads.load(std::memory_order_relaxed);
   // relaxed: a statistic, read after the threads that allocate are joined.
-  (in_expected_scope ? expected_calls : unexpected_calls).fetch_add(1, std::memory_order_relaxed);
+  (library             ? library_calls
+   : in_expected_scope ? expected_calls
+                       : unexpected_calls)
+      .fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail
 
