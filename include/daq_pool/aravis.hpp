@@ -230,11 +230,6 @@ enum class CameraLoss {
 
 /// Options of a CameraSource.
 struct CameraSourceOptions {
-  /// Longest time next() waits on the stream before it looks for buffers
-  /// that came back and re-queues them (while at least one other buffer is
-  /// queued; with none queued it waits on the pool instead, and wakes as
-  /// soon as a view is dropped). In [1 us, 1 s].
-  std::chrono::microseconds requeue_interval{2000};
   /// GigE Vision only: a fixed socket receive buffer of this many bytes
   /// (ArvGvStream "socket-buffer" FIXED, "socket-buffer-size"); 0 leaves
   /// Aravis's default (sized to the payload). A few MiB avoids packet loss
@@ -415,7 +410,7 @@ class CameraSource {
   ///
   /// Throws std::invalid_argument if camera is null, the payload is 0 or
   /// larger than the pool's buffers (naming both sizes), a pool buffer is
-  /// out, or options.requeue_interval is outside [1 us, 1 s]; aravis_error
+  /// out, or options.silence_limit is negative; aravis_error
   /// if Aravis can't report the payload or create the stream. Allocates.
   CameraSource(ArvCamera* camera, BufferPool pool, CameraSourceOptions options = {})
       : pool_(std::move(pool)), options_(options), lost_(std::make_shared<detail::LostFlag>()) {
@@ -473,9 +468,13 @@ class CameraSource {
 
   /// The next complete frame, waiting at most `timeout` (0: only what is
   /// there); nothing if none arrived in time. First re-queues every pool
-  /// buffer whose last view was dropped since (and keeps doing so while it
-  /// waits, every options.requeue_interval). Buffers with any status but
-  /// success go straight back to the camera, counted in stats().
+  /// buffer whose last view was dropped since. Then it sleeps on the stream
+  /// until a buffer comes back from the camera (no polling: buffers dropped
+  /// meanwhile are re-queued as soon as it wakes, before the camera needs
+  /// them unless it is down to its last one); with no buffer left in the
+  /// camera it sleeps on the pool instead, and wakes as soon as a view
+  /// somewhere drops its buffer. Buffers with any status but success go
+  /// straight back to the camera, counted in stats().
   ///
   /// Throws camera_lost once the camera is gone (after the frames received
   /// before; from then on every call does), and pool_closed if the pool was
@@ -514,11 +513,12 @@ class CameraSource {
         continue;
       }
       const auto now = std::chrono::steady_clock::now();
+      auto until = deadline;  // ... or the moment the camera would have been silent for too long
+      if (started_ && options_.silence_limit.count() > 0)
+        until = std::min(until, last_buffer_ + options_.silence_limit);
       guint64 wait_us = 0;
-      if (!gone && now < deadline) {
-        const auto left = std::chrono::ceil<std::chrono::microseconds>(deadline - now);
-        wait_us = static_cast<guint64>(std::min(left, options_.requeue_interval).count());
-      }
+      if (!gone && now < until)
+        wait_us = static_cast<guint64>(std::chrono::ceil<std::chrono::microseconds>(until - now).count());
       ArvBuffer* popped =
           wait_us == 0 ? arv_stream_try_pop_buffer(stream_) : arv_stream_timeout_pop_buffer(stream_, wait_us);
       if (popped == nullptr) {
@@ -603,9 +603,6 @@ class CameraSource {
 
   void construct(ArvCamera* camera) {
     if (camera == nullptr) throw std::invalid_argument("daq_pool::aravis::CameraSource: camera is null");
-    if (options_.requeue_interval < std::chrono::microseconds(1) || options_.requeue_interval > std::chrono::seconds(1))
-      throw std::invalid_argument("daq_pool::aravis::CameraSource: options.requeue_interval (" +
-                                  std::to_string(options_.requeue_interval.count()) + " us) must be in [1 us, 1 s]");
     if (options_.silence_limit.count() < 0)
       throw std::invalid_argument("daq_pool::aravis::CameraSource: options.silence_limit (" +
                                   std::to_string(options_.silence_limit.count()) + " ms) must be >= 0 (0: off)");
