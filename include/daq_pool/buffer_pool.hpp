@@ -2,6 +2,8 @@
 // out as PooledBuffer and shared as Bytes views, without allocating.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -22,7 +24,7 @@
 #include <vector>
 #endif
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// `pool_size` byte buffers of `buffer_capacity` bytes each, allocated,
 /// aligned and (by default) prefaulted once at construction, then lent out
@@ -52,28 +54,28 @@ class BufferPool {
   /// A free buffer (size 0), waiting as long as it takes. Throws pool_closed
   /// once the pool is closed (also while waiting). Thread-safe; lock-free
   /// fast path; never allocates.
-  PooledBuffer acquire(DAQ_POOL_DETAIL_WHERE) { return fresh(pool_.acquire(DAQ_POOL_DETAIL_PASS_WHERE)); }
+  PooledBuffer acquire(source_location where = source_location::current()) { return fresh(pool_.acquire(where)); }
 
   /// A free buffer if there is one right now, else nothing (also when
   /// closed). Thread-safe, lock-free, never blocks, never allocates.
-  std::optional<PooledBuffer> try_acquire(DAQ_POOL_DETAIL_WHERE) noexcept {
-    return wrap(pool_.try_acquire(DAQ_POOL_DETAIL_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire(source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire(where));
   }
 
   /// A free buffer, waiting at most `timeout` (seed `try_acquire_timeout`);
   /// nothing on timeout or close. Thread-safe, never allocates.
   template <class Rep, class Period>
-  std::optional<PooledBuffer> try_acquire_for(
-      std::chrono::duration<Rep, Period> timeout DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return wrap(pool_.try_acquire_for(timeout DAQ_POOL_DETAIL_AND_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                              source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire_for(timeout, where));
   }
 
   /// A free buffer, waiting until `deadline` at the latest; nothing on
   /// timeout or close. Thread-safe, never allocates.
   template <class Clock, class Duration>
-  std::optional<PooledBuffer> try_acquire_until(
-      std::chrono::time_point<Clock, Duration> deadline DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return wrap(pool_.try_acquire_until(deadline DAQ_POOL_DETAIL_AND_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline,
+                                                source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire_until(deadline, where));
   }
 
   /// Number of buffers. Thread-safe; never allocates.
@@ -164,4 +166,4 @@ class BufferPool {
   std::size_t bytes_reserved_;
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -1,10 +1,12 @@
 // Construction options of the pools.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <functional>
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// Options of a `Pool<T>`. Plain data; copy freely.
 struct PoolOptions {
@@ -43,4 +45,4 @@ struct BufferPoolOptions {
   std::function<void(void* p, std::size_t bytes, std::size_t alignment)> deallocate;
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -9,6 +9,8 @@
 // indirect call. No vtable, no RTTI, nothing allocated per view.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +18,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -38,7 +41,7 @@
 #define DAQ_POOL_HAVE_MMAP 1
 #endif
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 /// What every Bytes view points to: the number of views sharing the storage
 /// and the function that lets the storage go when the last one drops.
@@ -56,13 +59,20 @@ struct BytesControl {
 
 // ---- heap-backed views (Bytes::copy_from) ----------------------------------
 
+/// The header of a heap block: the control header and the length of the
+/// copy, which Bytes::from_raw needs to check a range against.
+struct HeapBlock : BytesControl {
+  HeapBlock(Release r, std::size_t n) noexcept : BytesControl(r, false), size(n) {}
+  std::size_t size;
+};
+
 /// Offset of the data behind the header in a heap block: max_align_t-aligned,
 /// like any malloc'd memory.
 inline constexpr std::size_t heap_data_offset =
-    (sizeof(BytesControl) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+    (sizeof(HeapBlock) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
 
 inline void release_heap_block(BytesControl* c) noexcept {
-  c->~BytesControl();
+  static_cast<HeapBlock*>(c)->~HeapBlock();
   ::operator delete(static_cast<void*>(c));
 }
 
@@ -72,13 +82,13 @@ inline BytesControl* make_heap_block(const std::byte* src, std::size_t n) {
   if (n > std::numeric_limits<std::size_t>::max() - heap_data_offset)
     throw std::length_error("daq_pool::Bytes::copy_from: src.size() is too large");
   void* mem = ::operator new(heap_data_offset + n);
-  auto* c = ::new (mem) BytesControl(&release_heap_block, false);
+  auto* c = ::new (mem) HeapBlock(&release_heap_block, n);
   std::memcpy(static_cast<std::byte*>(mem) + heap_data_offset, src, n);
   c->refs.store(1, std::memory_order_relaxed);
   return c;
 }
 
-inline const std::byte* heap_block_data(BytesControl* c) noexcept {
+inline const std::byte* heap_block_data(const BytesControl* c) noexcept {
   return reinterpret_cast<const std::byte*>(c) + heap_data_offset;
 }
 
@@ -353,4 +363,14 @@ struct Buffer : BytesControl {
   Slot<Buffer>* slot = nullptr;      // set only while frozen
 };
 
-}  // namespace daq_pool::detail
+/// The bytes every view of `c` lies in: a frozen buffer's valid bytes (its
+/// size when frozen) or a heap block's copy. Never allocates.
+inline std::span<const std::byte> storage_of(const BytesControl* c) noexcept {
+  if (c->pooled) {
+    const auto* b = static_cast<const Buffer*>(c);
+    return {b->data, b->size};
+  }
+  return {heap_block_data(c), static_cast<const HeapBlock*>(c)->size};
+}
+
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail
