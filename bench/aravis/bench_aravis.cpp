@@ -90,11 +90,15 @@ class FrameMeter {
   daq_bench::OpMeter ops_;
 };
 
-/// One frame delivered and dropped, for warm-up (the first frames of a
-/// stream come in a burst from buffers filled before the loop).
+/// The benchmark loop: `take` takes one frame and drops it. A few frames
+/// first, untimed: the first of a stream come in a burst from buffers
+/// filled before the loop.
 template <class Take>
-void warm_up(Take&& take) {
+void measure(benchmark::State& state, Take&& take, std::size_t frame_bytes, std::size_t copied_per_frame) {
   for (int i = 0; i < 3; ++i) take();
+  FrameMeter meter;
+  for (auto _ : state) take();
+  meter.report(state, frame_bytes, copied_per_frame);
 }
 
 void zero_copy(benchmark::State& state) {
@@ -108,10 +112,7 @@ void zero_copy(benchmark::State& state) {
     if (!frame) throw std::runtime_error("no frame within 2 s");
     sum += static_cast<std::uint8_t>(frame->data[0]);
   };
-  warm_up(take);
-  FrameMeter meter;
-  for (auto _ : state) take();
-  meter.report(state, source.payload(), 0);
+  measure(state, take, source.payload(), 0);
   daq_bench::escape(sum);
 }
 
@@ -160,10 +161,7 @@ void copy_to_vector(benchmark::State& state) {
       sum += static_cast<std::uint8_t>(frame[size / 2]);
     });
   };
-  warm_up(take);
-  FrameMeter meter;
-  for (auto _ : state) take();
-  meter.report(state, raw.payload, raw.payload);
+  measure(state, take, raw.payload, raw.payload);
   daq_bench::escape(sum);
 }
 
@@ -179,10 +177,7 @@ void copy_to_pooled(benchmark::State& state) {
       sum += static_cast<std::uint8_t>(frame[size / 2]);
     });
   };
-  warm_up(take);
-  FrameMeter meter;
-  for (auto _ : state) take();
-  meter.report(state, raw.payload, raw.payload);
+  measure(state, take, raw.payload, raw.payload);
   daq_bench::escape(sum);
 }
 

@@ -135,22 +135,28 @@ BAD_ARGS = [
 ]
 
 
+def expect_usage_error(binary, args, flag, tmpdir):
+    """A rejected command line: exit 2, a message on stderr naming `flag`, nothing on stdout or left behind."""
+    code, out, err = run(binary, args, tmpdir)
+    if code != 2:
+        fail(f"{args}: exit code {code}, expected 2")
+    if flag not in err:
+        fail(f"{args}: the message does not name {flag}")
+    if out:
+        fail(f"{args}: printed to stdout on a usage error")
+    expect_clean_tmpdir(tmpdir)
+    return err
+
+
 def mode_bad_args(binary, tmpdir):
     cases = BAD_ARGS + [
         ([f"--out={tmpdir}/no/such/dir/frames.bin", "--frames=5"], "--out"),
         ([f"--out={tmpdir}", "--frames=5"], "--out"),  # a directory
     ]
     for args, flag in cases:
-        code, out, err = run(binary, args, tmpdir)
-        if code != 2:
-            fail(f"{args}: exit code {code}, expected 2")
-        if flag not in err:
-            fail(f"{args}: the message does not name {flag}")
+        err = expect_usage_error(binary, args, flag, tmpdir)
         if flag.startswith("--") and flag != "--no-such-flag" and "allowed" not in err and "missing value" not in err:
             fail(f"{args}: the message does not give the allowed range")
-        if out:
-            fail(f"{args}: printed to stdout on a usage error")
-        expect_clean_tmpdir(tmpdir)
     print("PASS: bad_args")
 
 
@@ -268,14 +274,7 @@ def mode_aravis_bad_args(binary, tmpdir):
         (["--source=aravis:no-such-camera", "--frames=5"], "--source=aravis:no-such-camera"),
     ]
     for args, flag in cases:
-        code, out, err = run(binary, args, tmpdir)
-        if code != 2:
-            fail(f"{args}: exit code {code}, expected 2")
-        if flag not in err:
-            fail(f"{args}: the message does not name {flag}")
-        if out:
-            fail(f"{args}: printed to stdout on a usage error")
-        expect_clean_tmpdir(tmpdir)
+        expect_usage_error(binary, args, flag, tmpdir)
     print("PASS: aravis_bad_args")
 
 
