@@ -433,13 +433,15 @@ void print_summary_text(const Summary& s) {
   std::printf("  frames verified      %llu  (integrity failures: %llu)\n", u(s.verified), u(s.integrity_failures));
   std::printf("  frames dropped       %llu\n", u(s.dropped));
   std::printf("  fallbacks            %llu\n", u(s.fallbacks));
-  std::printf("  SDK overruns         %llu  (frames lost: all %zu ring slots held)\n", u(s.overruns), sdk_ring_slots);
-  std::printf("  pool exhausted       %llu  (times no buffer came back within %llu ms; on-exhausted=%s%s)\n",
-              u(s.exhausted), u(o.timeout_ms), to_string(o.on_exhausted),
-              o.on_exhausted == OnExhausted::block ? ", kept waiting" : "");
-  std::printf("  acquire wait         p50 %.1f us  p99 %.1f us  max %.1f us\n",
-              static_cast<double>(s.wait_p50_ns) / 1e3, static_cast<double>(s.wait_p99_ns) / 1e3,
-              static_cast<double>(s.wait_max_ns) / 1e3);
+  if (s.source == "sim") {  // the simulated SDK ring and the copy out of it
+    std::printf("  SDK overruns         %llu  (frames lost: all %zu ring slots held)\n", u(s.overruns), sdk_ring_slots);
+    std::printf("  pool exhausted       %llu  (times no buffer came back within %llu ms; on-exhausted=%s%s)\n",
+                u(s.exhausted), u(o.timeout_ms), to_string(o.on_exhausted),
+                o.on_exhausted == OnExhausted::block ? ", kept waiting" : "");
+    std::printf("  acquire wait         p50 %.1f us  p99 %.1f us  max %.1f us\n",
+                static_cast<double>(s.wait_p50_ns) / 1e3, static_cast<double>(s.wait_p99_ns) / 1e3,
+                static_cast<double>(s.wait_max_ns) / 1e3);
+  }
   std::printf("  throughput           %.1f frames/s  %.3f GB/s  (requested %.1f fps x %s)\n", s.fps, s.gbps, o.fps,
               human_bytes(o.frame_bytes).c_str());
   std::printf("  pool                 %zu buffers of %s, high water %zu, waits %llu\n", s.pool.size,
@@ -457,7 +459,8 @@ void print_summary_text(const Summary& s) {
   std::printf("  preview              %llu frames (every %llu, %llu skipped while busy)", u(s.preview_frames),
               u(o.preview_every), u(s.preview_skipped));
   if (s.preview_frames > 0) {
-    std::printf(", last #%llu mean %.1f, histogram [", u(s.preview.frame_number), s.preview.mean);
+    if (s.source == "sim") std::printf(", last #%llu", u(s.preview.frame_number));  // a camera frame has no header
+    std::printf(" mean %.1f, histogram [", s.preview.mean);
     std::uint64_t peak = 1;
     for (const std::uint64_t c : s.preview.histogram) peak = c > peak ? c : peak;
     static constexpr char shades[] = " .:-=+*#%@";
