@@ -22,7 +22,7 @@
 //
 // Threads:
 //   - the caller's acquisition thread: every CameraSource member except
-//     stats() (which any thread may call);
+//     stats(), loss() and lost() (which any thread may call);
 //   - Aravis's stream thread (GigE Vision receive thread, or the Fake
 //     interface's fill thread): writes frames into queued pool buffers and
 //     runs the optional on_stream_thread_start hook;
