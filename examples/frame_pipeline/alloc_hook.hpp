@@ -3,7 +3,9 @@
 // Allocations made inside an `alloc_hook::Expected` scope on the current
 // thread (the documented heap fallback, Bytes::copy_from) are counted apart,
 // and so are a third-party library's own: inside an `alloc_hook::Library`
-// scope, or on the threads libzmq starts (named "ZMQbg/...").
+// scope, on the threads libzmq starts (named "ZMQbg/..."), or, once
+// classify_threads is set, on any thread that is not the pipeline's
+// (Aravis's stream and heartbeat threads, GLib's, libusb's).
 //
 // Include in exactly ONE translation unit. Under AddressSanitizer or
 // ThreadSanitizer the sanitizer owns malloc, so nothing is counted there and
@@ -36,12 +38,26 @@ inline constexpr bool enabled = false;
 
 inline std::atomic<std::uint64_t> unexpected_calls{0};  ///< every allocation outside an Expected scope
 inline std::atomic<std::uint64_t> expected_calls{0};    ///< allocations inside an Expected scope
-inline std::atomic<std::uint64_t> library_calls{0};     ///< a library's own (Library scope, libzmq's threads)
+inline std::atomic<std::uint64_t> library_calls{0};     ///< a library's own (Library scope, its threads)
 
 /// Set while the current thread makes an allocation the program means to make.
 /// constinit + trivial type: accessing it is a plain TLS load (no lazy
 /// initialization that could itself allocate).
 inline constinit thread_local bool in_expected_scope = false;
+
+/// Set by the demo when it drives a library with threads of its own
+/// (--source=aravis): from then on, what a thread that is not the
+/// pipeline's allocates (Aravis's stream and GigE Vision heartbeat threads,
+/// libusb's, GLib's) is that library's, counted apart.
+inline std::atomic<bool> classify_threads{false};
+
+/// True on the pipeline's own threads (mark_pipeline_thread()). constinit +
+/// trivial: a plain TLS access.
+inline constinit thread_local bool pipeline_thread = false;
+
+/// Marks the calling thread as one of the pipeline's (main, acquisition,
+/// consumers). Never allocates.
+inline void mark_pipeline_thread() noexcept { pipeline_thread = true; }
 
 /// Marks the allocations made by this thread while it lives as expected.
 class Expected {
@@ -94,9 +110,10 @@ inline bool on_library_thread() noexcept {
 
 inline void count() noexcept {
   // relaxed: a statistic, read after the threads that allocate are joined.
-  std::atomic<std::uint64_t>& counter = in_expected_scope                         ? expected_calls
-                                        : in_library_scope || on_library_thread() ? library_calls
-                                                                                  : unexpected_calls;
+  // relaxed: classify_threads is set once, before the library's threads exist.
+  const bool library =
+      in_library_scope || on_library_thread() || (!pipeline_thread && classify_threads.load(std::memory_order_relaxed));
+  std::atomic<std::uint64_t>& counter = in_expected_scope ? expected_calls : library ? library_calls : unexpected_calls;
   counter.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail

@@ -5,12 +5,17 @@ usage: check_run.py BINARY MODE [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
 bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
-C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER). Every run gets a fresh, private TMPDIR, which
+C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER); with Aravis: aravis (a
+--source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
+Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
+stops the camera). Every run gets a fresh, private TMPDIR, which
 must be empty again afterwards (the temporary output file is removed).
 """
+import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,12 +53,13 @@ def check_summary(summary):
         fail(f"exit_code {s['exit_code']} in the summary")
     if s["integrity_failures"] != 0:
         fail(f"{s['integrity_failures']} integrity failures: {s['first_failure']}")
-    if s["frames_verified"] != s["frames_delivered"]:
-        fail(f"verified {s['frames_verified']} != delivered {s['frames_delivered']}")
+    if s["frames_verified"] + s.get("frames_unchecked", 0) != s["frames_delivered"]:
+        fail(f"verified {s['frames_verified']} (+ unchecked) != delivered {s['frames_delivered']}")
     if s["writer"]["frames"] != s["frames_delivered"]:
         fail(f"writer wrote {s['writer']['frames']} frames, delivered {s['frames_delivered']}")
-    if s["frames_produced"] != s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"]:
-        fail("produced != delivered + dropped + SDK overruns")
+    failed_buffers = s.get("failed_buffers", 0)  # --source=aravis: incomplete frames, re-queued
+    if s["frames_produced"] != s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"] + failed_buffers:
+        fail("produced != delivered + dropped + SDK overruns + failed buffers")
     if s["frames_delivered"] != s["frames_pooled"] + s["fallbacks"]:
         fail("delivered != pooled + fallbacks")
     if s["frames_delivered"] == 0:
@@ -126,7 +132,22 @@ BAD_ARGS = [
     (["stray"], "stray"),
     (["--frame-bytes=1G", "--pool=4096"], "--frame-bytes"),
     (["--serve="], "--serve"),
+    (["--source=camera"], "--source"),
+    (["--source=aravis:"], "--source"),
 ]
+
+
+def expect_usage_error(binary, args, flag, tmpdir):
+    """A rejected command line: exit 2, a message on stderr naming `flag`, nothing on stdout or left behind."""
+    code, out, err = run(binary, args, tmpdir)
+    if code != 2:
+        fail(f"{args}: exit code {code}, expected 2")
+    if flag not in err:
+        fail(f"{args}: the message does not name {flag}")
+    if out:
+        fail(f"{args}: printed to stdout on a usage error")
+    expect_clean_tmpdir(tmpdir)
+    return err
 
 
 def mode_bad_args(binary, tmpdir):
@@ -135,16 +156,9 @@ def mode_bad_args(binary, tmpdir):
         ([f"--out={tmpdir}", "--frames=5"], "--out"),  # a directory
     ]
     for args, flag in cases:
-        code, out, err = run(binary, args, tmpdir)
-        if code != 2:
-            fail(f"{args}: exit code {code}, expected 2")
-        if flag not in err:
-            fail(f"{args}: the message does not name {flag}")
+        err = expect_usage_error(binary, args, flag, tmpdir)
         if flag.startswith("--") and flag != "--no-such-flag" and "allowed" not in err and "missing value" not in err:
             fail(f"{args}: the message does not give the allowed range")
-        if out:
-            fail(f"{args}: printed to stdout on a usage error")
-        expect_clean_tmpdir(tmpdir)
     print("PASS: bad_args")
 
 
@@ -170,7 +184,8 @@ def mode_failures(binary, tmpdir):
 
 
 FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
-         "--writer-mbps", "--preview-every", "--corrupt-every", "--serve", "--json", "--quiet", "--help"]
+         "--writer-mbps", "--preview-every", "--corrupt-every", "--source", "--publish",
+         "--publish-mode", "--publish-hwm", "--serve", "--json", "--quiet", "--help"]
 
 
 def mode_help(binary, tmpdir):
@@ -181,7 +196,7 @@ def mode_help(binary, tmpdir):
         if flag not in out:
             fail(f"--help does not list {flag}")
     for default in ["5\n", "none\n", "8M\n", "100\n", "30\n", "50\n", "fallback\n", "a temp file\n",
-                    "0 (unthrottled)\n", "10\n", "0 (never)\n"]:
+                    "0 (unthrottled)\n", "10\n", "0 (never)\n", "sim\n"]:
         if default not in out:
             fail(f"--help does not give the default {default.strip()}")
     print("PASS: help")
@@ -282,6 +297,88 @@ def mode_serve(binary, args, tmpdir):
     print("PASS: serve")
 
 
+def check_camera_run(s, what):
+    """A --source=aravis run of the fake camera: zero copy, every pixel checked."""
+    check_summary(s)
+    if not s["source"].startswith("aravis"):
+        fail(f"{what}: source is {s['source']}")
+    if s["copies_per_frame"] != 0:
+        fail(f"{what}: {s['copies_per_frame']} copies per frame in our code, expected 0")
+    if "fake camera" not in s["verification"] or s["frames_unchecked"] != 0:
+        fail(f"{what}: the fake camera's frames were not all checked: {s['verification']}")
+    if s["fallbacks"] != 0 or s["frames_dropped"] != 0:
+        fail(f"{what}: a camera source neither copies to the heap nor drops")
+    if s["camera_error"] is not None:
+        fail(f"{what}: camera error {s['camera_error']}")
+    for key in ("frames_lost_to_underruns", "failed_buffers", "library_allocations"):
+        if key not in s:
+            fail(f"{what}: the summary lacks {key}")
+
+
+def mode_aravis(binary, args, tmpdir):
+    s = summary_of(binary, ["--source=aravis", *args], tmpdir)
+    check_camera_run(s, "aravis")
+    expect_clean_tmpdir(tmpdir)
+    print(f"PASS: aravis ({s['frames_verified']} frames verified pixel by pixel, {s['camera']})")
+
+
+def mode_aravis_bad_args(binary, tmpdir):
+    cases = [
+        (["--source=aravis", "--corrupt-every=3"], "--corrupt-every"),
+        (["--source=aravis:no-such-camera", "--frames=5"], "--source=aravis:no-such-camera"),
+    ]
+    for args, flag in cases:
+        expect_usage_error(binary, args, flag, tmpdir)
+    print("PASS: aravis_bad_args")
+
+
+def udp_port_bound(address, port):
+    """True if some process has bound UDP address:port (the fake camera is up)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((address, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+
+
+def die_with_parent():
+    """preexec_fn: the camera gets SIGKILL if this script dies (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def mode_aravis_gige(binary, camera_exe, args, tmpdir):
+    """The demo over real GigE Vision: Aravis's fake camera as a child process."""
+    if udp_port_bound("127.0.0.1", 3956):
+        fail("UDP 127.0.0.1:3956 is already taken (another fake camera?): refusing to talk to it")
+    print(f"$ {camera_exe} -i 127.0.0.1 &", flush=True)
+    camera = subprocess.Popen([camera_exe, "-i", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                              preexec_fn=die_with_parent)
+    try:
+        deadline = time.monotonic() + 10
+        while not udp_port_bound("127.0.0.1", 3956):
+            if camera.poll() is not None or time.monotonic() > deadline:
+                fail("the fake camera did not come up")
+            time.sleep(0.02)
+        s = summary_of(binary, ["--source=aravis:127.0.0.1", *args], tmpdir)
+        check_camera_run(s, "aravis_gige")
+        if s["frames_delivered"] * 10 < (s["frames_delivered"] + s["failed_buffers"]) * 9:
+            fail(f"fewer than 90 % of the frames complete: {s['failed_buffers']} failed")
+    finally:
+        camera.terminate()
+        try:
+            camera.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            camera.kill()
+            camera.wait()
+    expect_clean_tmpdir(tmpdir)
+    print(f"PASS: aravis_gige ({s['frames_verified']} frames verified, {s['failed_buffers']} failed, "
+          f"{s['library_allocations']} allocations on Aravis's threads)")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -302,6 +399,12 @@ def main():
             mode_sigint(binary, args, tmpdir)
         elif mode == "serve":
             mode_serve(binary, args, tmpdir)
+        elif mode == "aravis":
+            mode_aravis(binary, args, tmpdir)
+        elif mode == "aravis_bad_args":
+            mode_aravis_bad_args(binary, tmpdir)
+        elif mode == "aravis_gige":
+            mode_aravis_gige(binary, args[0], args[1:], tmpdir)
         else:
             fail(f"unknown mode {mode}")
 

@@ -63,7 +63,11 @@ struct Options {
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
+  std::string source = "sim";                        ///< --source: sim, aravis or aravis:<device>
 };
+
+/// True if --source names an Aravis camera (aravis or aravis:<device>).
+inline bool is_aravis_source(const std::string& source) { return source.rfind("aravis", 0) == 0; }
 
 // Ranges, shared by the parser, the usage text and the error messages.
 inline constexpr double max_duration_s = 86400.0;
@@ -116,6 +120,15 @@ flags (--flag=value or --flag value)                                  default
   --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
                          SDK ring; the verifier must fail the run
                          (exit 1), in [0, 1e9]
+  --source=SOURCE        sim: the simulated camera above                 sim
+                         aravis: Aravis's in-process fake camera
+                         (Fake_1), written straight into the pool:
+                         no copy; aravis:<device>: the camera with that
+                         Aravis device id or IP address (e.g. aravis:
+                         127.0.0.1, arv-fake-gv-camera-0.8 -i 127.0.0.1).
+                         The fake camera's frames are sized from
+                         --frame-bytes and --fps and verified pixel by
+                         pixel; --timeout and --on-exhausted apply to sim
   --publish=ENDPOINT     also send every frame over ZeroMQ, zero-copy:   off
                          bind tcp://HOST:PORT (PORT * picks a free
                          port, printed at start) or ipc://PATH; read it
@@ -136,7 +149,8 @@ flags (--flag=value or --flag value)                                  default
   --help, -h             this text
 
 exit codes: 0 success; 1 data-integrity failure (a frame failed verification
-or the writer lost frames); 2 bad arguments or setup failure.
+or the writer lost frames) or the camera was lost; 2 bad arguments or setup
+failure.
 Ctrl-C (SIGINT) or SIGTERM stops cleanly: acquisition stops, consumers drain,
 the summary prints, the temporary file is removed.
 )";
@@ -212,12 +226,27 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    // One flag per line: each integration adds its own.
+    // One flag per line, so that each integration adds its own.
+    // clang-format off
     static constexpr std::string_view valued[] = {
-        "--duration",      "--frames",       "--frame-bytes",  "--fps",         "--pool",
-        "--timeout",       "--on-exhausted", "--out",          "--writer-mbps", "--preview-every",
-        "--corrupt-every", "--publish",      "--publish-mode", "--publish-hwm", "--serve",
+        "--duration",
+        "--frames",
+        "--frame-bytes",
+        "--fps",
+        "--pool",
+        "--timeout",
+        "--on-exhausted",
+        "--out",
+        "--writer-mbps",
+        "--preview-every",
+        "--corrupt-every",
+        "--source",
+        "--publish",
+        "--publish-mode",
+        "--publish-hwm",
+        "--serve",
     };
+    // clang-format on
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {
@@ -279,6 +308,16 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
     } else if (flag == "--serve") {
       if (value.empty()) return error(flag, value, "a Unix socket path in a directory only you may enter");
       opt.serve = value;
+    } else if (flag == "--source") {
+      if (value != "sim" && value != "aravis" && (value.rfind("aravis:", 0) != 0 || value.size() == 7))
+        return error(flag, value, "sim, aravis or aravis:<device> (an Aravis device id or IP address)");
+#if !defined(FRAME_PIPELINE_HAVE_ARAVIS)
+      if (value != "sim")
+        return error(flag, value,
+                     "sim (this frame_pipeline was built without Aravis: install libaravis-dev libusb-1.0-0-dev "
+                     "and reconfigure)");
+#endif
+      opt.source = value;
     } else if (flag == "--corrupt-every") {
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");
@@ -308,6 +347,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
   }
   if (!publish_tuned.empty() && opt.publish.empty())
     return ParseError{publish_tuned + ": given without --publish; allowed: only together with --publish=ENDPOINT"};
+  if (is_aravis_source(opt.source) && opt.corrupt_every != 0)
+    return ParseError{"--corrupt-every: got '" + std::to_string(opt.corrupt_every) + "' with --source=" + opt.source +
+                      "; allowed: 0 (corruption is injected into the simulated SDK ring, --source=sim only)"};
   return std::nullopt;
 }
 
@@ -324,8 +366,9 @@ inline std::uint64_t physical_memory_bytes() noexcept {
 /// the writer's queue may hold must fit in half of physical memory.
 inline std::optional<ParseError> check_memory(const Options& opt) {
   const std::uint64_t ram = physical_memory_bytes();
-  std::uint64_t frames = opt.pool + sdk_ring_slots;
-  if (opt.on_exhausted == OnExhausted::fallback) frames += opt.pool + sdk_ring_slots;  // queued heap copies
+  const bool sim = !is_aravis_source(opt.source);  // a camera writes into the pool itself: no ring, no fallback
+  std::uint64_t frames = opt.pool + (sim ? sdk_ring_slots : 0);
+  if (sim && opt.on_exhausted == OnExhausted::fallback) frames += opt.pool + sdk_ring_slots;  // queued heap copies
   const std::uint64_t need = frames * opt.frame_bytes;
   if (ram != 0 && need > ram / 2) {
     return ParseError{"--frame-bytes=" + std::to_string(opt.frame_bytes) + " with --pool=" + std::to_string(opt.pool) +
