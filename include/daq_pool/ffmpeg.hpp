@@ -9,6 +9,7 @@
 #pragma once
 
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/detail/foreign_handoff.hpp"
 
 extern "C" {
 #include <libavutil/buffer.h>
@@ -63,7 +64,10 @@ namespace detail {
 /// list, waking an acquirer that waits. It never allocates, never throws
 /// (an exception must not unwind through FFmpeg's C frames) and takes no
 /// lock (except the debug-build bookkeeping mutex, DAQ_POOL_DEBUG).
-inline void release_view(void* opaque, std::uint8_t* /*data*/) noexcept { Bytes::release_raw(opaque); }
+inline void release_view(void* opaque, std::uint8_t* /*data*/) noexcept {
+  daq_pool::detail::handle_received(opaque);  // ThreadSanitizer only: the library's hand-off, made visible
+  Bytes::release_raw(opaque);
+}
 
 /// Throws std::invalid_argument("daq_pool::ffmpeg::<function>: <what>"). Out
 /// of line of the callers' success paths, which must not allocate.
@@ -98,6 +102,7 @@ inline void release_view(void* opaque, std::uint8_t* /*data*/) noexcept { Bytes:
   auto* data = reinterpret_cast<std::uint8_t*>(const_cast<std::byte*>(view.data()));
   const std::size_t size = view.size();
   void* raw = std::move(view).into_raw();
+  daq_pool::detail::handle_published(raw);
   AVBufferRef* ref = av_buffer_create(data, size, &detail::release_view, raw, AV_BUFFER_FLAG_READONLY);
   if (ref == nullptr) {
     // av_buffer_create does not call the free callback when it fails: the

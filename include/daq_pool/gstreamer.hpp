@@ -9,6 +9,7 @@
 #pragma once
 
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/detail/foreign_handoff.hpp"
 
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -56,7 +57,10 @@ namespace detail {
 /// exception must not unwind through GLib's C frames), never blocks and takes
 /// no lock (except the debug-build bookkeeping mutex, DAQ_POOL_DEBUG), so it
 /// is safe on a streaming thread that holds GStreamer's locks.
-inline void release_view(gpointer user_data) noexcept { Bytes::release_raw(user_data); }
+inline void release_view(gpointer user_data) noexcept {
+  daq_pool::detail::handle_received(user_data);  // ThreadSanitizer only: the library's hand-off, made visible
+  Bytes::release_raw(user_data);
+}
 
 /// Throws std::invalid_argument("daq_pool::gstreamer::<function>: <what>").
 /// Out of line of the callers' success paths, which must not allocate.
@@ -94,6 +98,7 @@ inline void require_initialized(const char* function) {
   gpointer data = const_cast<std::byte*>(view.data());
   const gsize size = view.size();
   void* raw = std::move(view).into_raw();
+  daq_pool::detail::handle_published(raw);
   // Arguments valid (data non-null, offset + size <= maxsize): cannot fail
   // (GLib aborts the process on out-of-memory rather than return null).
   return gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, data, size, 0, size, raw, &detail::release_view);
@@ -109,13 +114,14 @@ struct [[nodiscard]] PushResult {
   /// GST_FLOW_OK: the frame is queued in the appsrc.
   bool ok() const noexcept { return flow == GST_FLOW_OK; }
   explicit operator bool() const noexcept { return ok(); }
-  /// GST_FLOW_FLUSHING: the appsrc is not PAUSED or PLAYING (not started
-  /// yet, stopping, or in a flushing seek). Retry once it runs.
+  /// GST_FLOW_FLUSHING: the appsrc was stopped (its pipeline went down to
+  /// READY or NULL) or is in a flushing seek. (Before its first start an
+  /// appsrc queues what it is given.)
   bool flushing() const noexcept { return flow == GST_FLOW_FLUSHING; }
   /// GST_FLOW_EOS: end-of-stream was already signalled
   /// (gst_app_src_end_of_stream); no frame is accepted any more.
   bool eos() const noexcept { return flow == GST_FLOW_EOS; }
-  /// GStreamer's name of the result: "OK", "flushing", "EOS", ...
+  /// GStreamer's name of the result: "ok", "flushing", "eos", ...
   const char* name() const noexcept { return gst_flow_get_name(flow); }
 };
 

@@ -109,17 +109,28 @@ TEST_CASE("wrap_buffer takes a moved view without touching the count; slices wra
 
 TEST_CASE("FFmpeg copies before it writes: make_writable leaves the pool's bytes alone") {
   BufferPool pool(1, 4096);
-  AVBufferRef* ref = ffmpeg::wrap_buffer(frame_of(pool, 512, 3));
-  const std::uint8_t* pooled = ref->data;
-  CHECK(pool.available() == 0);
-  REQUIRE(av_buffer_make_writable(&ref) == 0);
-  CHECK(ref->data != pooled);               // a copy in FFmpeg's memory...
-  CHECK(holds_pattern(ref->data, 512, 3));  // ...of our bytes
-  CHECK(av_buffer_is_writable(ref) != 0);
-  CHECK(pool.available() == 1);  // our only reference was dropped by the copy
-  std::memset(ref->data, 0, 512);
-  CHECK(holds_pattern(pooled, 512, 3));  // the pool's memory is untouched
-  av_buffer_unref(&ref);
+  SECTION("FFmpeg's was the only reference: the copy returns the buffer") {
+    AVBufferRef* ref = ffmpeg::wrap_buffer(frame_of(pool, 512, 3));
+    const std::uint8_t* pooled = ref->data;
+    CHECK(pool.available() == 0);
+    REQUIRE(av_buffer_make_writable(&ref) == 0);
+    CHECK(ref->data != pooled);               // a copy in FFmpeg's memory...
+    CHECK(holds_pattern(ref->data, 512, 3));  // ...of our bytes
+    CHECK(av_buffer_is_writable(ref) != 0);
+    CHECK(pool.available() == 1);  // our only reference was dropped by the copy
+    av_buffer_unref(&ref);
+  }
+  SECTION("writing into the copy leaves the pool's bytes, still viewed by us, alone") {
+    const Bytes ours = frame_of(pool, 512, 3);
+    AVBufferRef* ref = ffmpeg::wrap_buffer(ours);
+    REQUIRE(av_buffer_make_writable(&ref) == 0);
+    CHECK(reinterpret_cast<const std::byte*>(ref->data) != ours.data());
+    CHECK(ours.use_count() == 1);  // FFmpeg's reference went with the copy
+    std::memset(ref->data, 0, 512);
+    CHECK(holds_pattern(reinterpret_cast<const std::uint8_t*>(ours.data()), 512, 3));
+    av_buffer_unref(&ref);
+  }
+  CHECK(pool.available() == 1);
 }
 
 TEST_CASE("the last unref returns the buffer on the thread that makes it") {
