@@ -1,7 +1,9 @@
 // Counts the process's heap allocations by interposing malloc and replacing
 // operator new, so the demo can prove its hot path allocates nothing.
 // Allocations made inside an `alloc_hook::Expected` scope on the current
-// thread (the documented heap fallback, Bytes::copy_from) are counted apart.
+// thread (the documented heap fallback, Bytes::copy_from) are counted apart,
+// and so are those inside an `alloc_hook::Library` scope (a third-party
+// library's own, e.g. FFmpeg's per-frame wrappers on the --encode thread).
 //
 // Include in exactly ONE translation unit. Under AddressSanitizer or
 // ThreadSanitizer the sanitizer owns malloc, so nothing is counted there and
@@ -32,6 +34,7 @@ inline constexpr bool enabled = false;
 
 inline std::atomic<std::uint64_t> unexpected_calls{0};  ///< every allocation outside an Expected scope
 inline std::atomic<std::uint64_t> expected_calls{0};    ///< allocations inside an Expected scope
+inline std::atomic<std::uint64_t> library_calls{0};     ///< allocations inside a Library scope
 
 /// Set while the current thread makes an allocation the program means to make.
 /// constinit + trivial type: accessing it is a plain TLS load (no lazy
@@ -50,15 +53,37 @@ class Expected {
   bool previous_;
 };
 
+/// Set while the current thread runs a third-party library whose own
+/// allocations are measured, not forbidden (constinit: a plain TLS load).
+inline constinit thread_local bool in_library_scope = false;
+
+/// Marks the allocations made by this thread while it lives as the
+/// library's (counted in library(), not in unexpected()).
+class Library {
+ public:
+  Library() noexcept : previous_(in_library_scope) { in_library_scope = true; }
+  ~Library() { in_library_scope = previous_; }
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Allocations made outside Expected scopes since the process started.
 inline std::uint64_t unexpected() noexcept { return unexpected_calls.load(std::memory_order_relaxed); }
 /// Allocations made inside Expected scopes since the process started.
 inline std::uint64_t expected() noexcept { return expected_calls.load(std::memory_order_relaxed); }
+/// Allocations made inside Library scopes since the process started.
+inline std::uint64_t library() noexcept { return library_calls.load(std::memory_order_relaxed); }
 
 namespace detail {
 inline void count() noexcept {
   // relaxed: a statistic, read after the threads that allocate are joined.
-  (in_expected_scope ? expected_calls : unexpected_calls).fetch_add(1, std::memory_order_relaxed);
+  (in_library_scope    ? library_calls
+   : in_expected_scope ? expected_calls
+                       : unexpected_calls)
+      .fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail
 

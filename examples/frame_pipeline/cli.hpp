@@ -48,6 +48,7 @@ struct Options {
   double writer_mbps = 0.0;                          ///< --writer-mbps (0: unthrottled)
   std::uint64_t preview_every = 10;                  ///< --preview-every
   std::uint64_t corrupt_every = 0;                   ///< --corrupt-every (0: never)
+  std::string encode;                                ///< --encode: FFV1 file (empty: no encoder)
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
@@ -103,6 +104,11 @@ flags (--flag=value or --flag value)                                  default
   --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
                          SDK ring; the verifier must fail the run
                          (exit 1), in [0, 1e9]
+  --encode=PATH          also encode every frame losslessly (FFV1,       off
+                         zero copy) into PATH, a .mkv, .nut or .avi
+                         file; each frame is a 1024-pixel-wide GRAY8
+                         picture, one row per 1024 bytes (needs a build
+                         with FFmpeg; --frame-bytes of at least 16K)
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -184,9 +190,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",  "--fps",
-                                                  "--pool",        "--timeout",       "--on-exhausted", "--out",
-                                                  "--writer-mbps", "--preview-every", "--corrupt-every"};
+    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",   "--fps",
+                                                  "--pool",        "--timeout",       "--on-exhausted",  "--out",
+                                                  "--writer-mbps", "--preview-every", "--corrupt-every", "--encode"};
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {
@@ -245,6 +251,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       const auto v = detail::parse_uint(value, false);
       if (!v || *v < 1 || *v > max_preview_every) return error(flag, value, "an integer in [1, 1000000000]");
       opt.preview_every = *v;
+    } else if (flag == "--encode") {
+      if (value.empty()) return error(flag, value, "a file path ending in .mkv, .nut or .avi");
+      opt.encode = value;
     } else if (flag == "--corrupt-every") {
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");

@@ -15,6 +15,9 @@
 #include "frame_pattern.hpp"
 #include "latency_histogram.hpp"
 #include "simulated_camera.hpp"
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+#include "encoder.hpp"  // --encode
+#endif
 
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/bytes.hpp>
@@ -200,6 +203,7 @@ struct AcquisitionStats {
 /// The consumers' queues.
 struct Queues {
   FrameQueue writer, preview, verifier;
+  FrameQueue* encoder = nullptr;  ///< --encode's queue, if encoding
 };
 
 /// The acquisition thread: the code an application writes around the SDK.
@@ -259,6 +263,10 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     }
     daq_pool::Bytes to_writer = bytes;
     queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
+    if (queues.encoder != nullptr) {
+      daq_pool::Bytes to_encoder = bytes;
+      queues.encoder->push(to_encoder);  // every frame is encoded: backpressure, as for the writer
+    }
     queues.verifier.push(bytes);
     ++delivered;
     st.delivered.store(delivered, std::memory_order_relaxed);
@@ -383,8 +391,20 @@ struct Summary {
   daq_pool::BufferPoolStats pool;
   std::size_t writer_queue_high = 0, preview_queue_high = 0, verifier_queue_high = 0, queue_capacity = 0;
   FrameCheck first_failure;
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<EncoderStats> encoder;  ///< --encode
+#endif
   int exit_code = 0;
 };
+
+/// True if --encode's encoder reported an error.
+bool encoder_failed([[maybe_unused]] const Summary& s) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  return s.encoder && !s.encoder->error.empty();
+#else
+  return false;
+#endif
+}
 
 /// The human-readable summary, on stdout.
 void print_summary_text(const Summary& s) {
@@ -432,6 +452,9 @@ void print_summary_text(const Summary& s) {
     std::printf("]");
   }
   std::printf("\n");
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) print_encoder_text(*s.encoder, s.delivered);
+#endif
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
@@ -452,6 +475,7 @@ void print_summary_text(const Summary& s) {
   }
   std::printf("result: %s\n", s.exit_code == 0            ? "PASS"
                               : s.integrity_failures != 0 ? "FAIL (data-integrity failure)"
+                              : encoder_failed(s)         ? "FAIL (the encoder failed)"
                                                           : "FAIL (the writer lost frames)");
   std::fflush(stdout);
 }
@@ -515,6 +539,17 @@ void print_summary_json(const Summary& s) {
                   : json_string(std::string("frame ") + std::to_string(s.first_failure.frame_number) + ": " +
                                 to_string(s.first_failure.fault))
                         .c_str());
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) {
+    std::printf("  \"encoder\": %s,\n", encoder_json(*s.encoder, json_string(s.encoder->path),
+                                                     s.encoder->error.empty() ? "null" : json_string(s.encoder->error))
+                                            .c_str());
+  } else {
+    std::printf("  \"encoder\": null,\n");
+  }
+#else
+  std::printf("  \"encoder\": null,\n");
+#endif
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -544,6 +579,18 @@ int run(const Options& opt) {
     (void)::posix_fallocate(out.fd(), 0, static_cast<off_t>(temp_file_rewind_bytes));
   }
 
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<Encoder> encoder;
+  if (!opt.encode.empty()) {
+    encoder.emplace();
+    if (std::string error; !encoder->open(opt.encode, opt.frame_bytes, opt.fps, error)) {
+      std::fprintf(stderr, "frame_pipeline: --encode=%s: %s\n", opt.encode.c_str(), error.c_str());
+      out.discard();
+      return 2;
+    }
+  }
+#endif
+
   // Everything that allocates happens here, before the first frame.
   std::optional<daq_pool::BufferPool> pool;
   std::optional<SimulatedCamera> camera;
@@ -554,10 +601,17 @@ int run(const Options& opt) {
     std::fprintf(stderr, "frame_pipeline: cannot set up %zu + %zu frames of %zu bytes: %s\n", opt.pool, sdk_ring_slots,
                  opt.frame_bytes, e.what());
     out.discard();
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (encoder) encoder->discard();
+#endif
     return 2;
   }
   const std::size_t queue_capacity = opt.pool + sdk_ring_slots;  // every pooled frame plus a ring's worth of heap ones
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<FrameQueue> encoder_queue;
+  if (encoder) queues.encoder = &encoder_queue.emplace(queue_capacity);
+#endif
   std::atomic<bool> throttle_on{true};
   Writer writer(out.fd(), opt.writer_mbps, throttle_on, out.temporary() ? temp_file_rewind_bytes : 0);
   Preview preview;
@@ -576,6 +630,7 @@ int run(const Options& opt) {
                  static_cast<unsigned long long>(opt.timeout_ms), to_string(opt.on_exhausted), out.path().c_str(),
                  out.temporary() ? " (temporary)" : "");
     if (opt.writer_mbps > 0) std::fprintf(info, " at %g MB/s", opt.writer_mbps);
+    if (!opt.encode.empty()) std::fprintf(info, ", encoder (FFV1) -> %s", opt.encode.c_str());
     if (opt.frames != 0) std::fprintf(info, ", %llu frames", static_cast<unsigned long long>(opt.frames));
     if (opt.frames == 0 || opt.duration_given) std::fprintf(info, ", %g s", opt.duration_s);
     std::fprintf(info, "\n");
@@ -585,6 +640,10 @@ int run(const Options& opt) {
   std::thread writer_thread([&] { writer.run(queues.writer); });
   std::thread preview_thread([&] { preview.run(queues.preview); });
   std::thread verifier_thread([&] { verifier.run(queues.verifier); });
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::thread encoder_thread;
+  if (encoder) encoder_thread = std::thread([&] { encoder->run(*encoder_queue); });
+#endif
   std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq); });
   const auto start = Clock::now();
   camera->start();
@@ -629,9 +688,13 @@ int run(const Options& opt) {
   queues.writer.close();
   queues.preview.close();
   queues.verifier.close();
+  if (queues.encoder != nullptr) queues.encoder->close();
   writer_thread.join();
   preview_thread.join();
   verifier_thread.join();
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder_thread.joinable()) encoder_thread.join();
+#endif
   const std::uint64_t allocs_end = alloc_hook::unexpected();
   const std::uint64_t expected_allocs_end = alloc_hook::expected();
   progress.finish();
@@ -678,6 +741,14 @@ int run(const Options& opt) {
   s.writer_queue_high = queues.writer.high_water();
   s.preview_queue_high = queues.preview.high_water();
   s.verifier_queue_high = queues.verifier.high_water();
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder) {
+    s.encoder = encoder->stats();
+    if (!s.encoder->error.empty())
+      std::fprintf(stderr, "frame_pipeline: --encode=%s failed: %s (%llu frames not encoded)\n", opt.encode.c_str(),
+                   s.encoder->error.c_str(), static_cast<unsigned long long>(s.encoder->lost));
+  }
+#endif
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
@@ -695,7 +766,7 @@ int run(const Options& opt) {
     std::fprintf(stderr, "frame_pipeline: writing %s failed: %s (%llu frames lost)\n", out.path().c_str(),
                  error_text(s.writer_errno).c_str(), static_cast<unsigned long long>(s.writer_lost));
   }
-  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0) ? 1 : 0;
+  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0 || encoder_failed(s)) ? 1 : 0;
 
   if (opt.json) {
     print_summary_json(s);
@@ -723,6 +794,17 @@ int main(int argc, char** argv) {
   if (const auto error = check_memory(opt)) {
     std::fprintf(stderr, "frame_pipeline: %s\n", error->message.c_str());
     return 2;
+  }
+  if (!opt.encode.empty()) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (const auto error = encode_geometry_error(opt.frame_bytes)) {
+      std::fprintf(stderr, "frame_pipeline: %s\n", error->c_str());
+      return 2;
+    }
+#else
+    std::fprintf(stderr, "frame_pipeline: --encode: not built with FFmpeg (libavcodec, libavformat)\n");
+    return 2;
+#endif
   }
   install_signal_handlers();
   try {
