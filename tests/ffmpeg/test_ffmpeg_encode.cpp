@@ -86,6 +86,9 @@ struct Recorded {
 /// worker); notes the thread, then drops the inner reference right here, so
 /// daq_pool's release_view runs on the same thread.
 void record_release(void* opaque, std::uint8_t* /*data*/) {
+  // As daq_pool's own callbacks do: the hand-off through FFmpeg's (under
+  // TSan, ignored) synchronisation, made visible to ThreadSanitizer.
+  daq_pool::detail::handle_received(opaque);
   auto* r = static_cast<Recorded*>(opaque);
   {
     std::lock_guard lock(r->log->mutex);
@@ -101,6 +104,7 @@ void record_release(void* opaque, std::uint8_t* /*data*/) {
 void record_releases(AVFrame* frame, ReleaseLog& log) {
   AVBufferRef* inner = frame->buf[0];
   auto* r = new Recorded{inner, &log};
+  daq_pool::detail::handle_published(r);
   frame->buf[0] = av_buffer_create(inner->data, inner->size, &record_release, r, AV_BUFFER_FLAG_READONLY);
   REQUIRE(frame->buf[0] != nullptr);
 }
