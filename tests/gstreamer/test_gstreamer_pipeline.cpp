@@ -80,15 +80,6 @@ std::size_t wait_available(const BufferPool& pool, std::size_t n, std::chrono::m
   return pool.available();
 }
 
-/// The type of `msg`. GStreamer made the message on a streaming thread and
-/// handed it to this thread through GLib's futex-based locks, which
-/// ThreadSanitizer cannot see (see tsan.supp): reading its type field here,
-/// instrumented, would be reported as a race with the streaming thread's
-/// allocation. This one read is exempt from instrumentation.
-__attribute__((no_sanitize("thread"))) GstMessageType message_type(const GstMessage* msg) noexcept {
-  return GST_MESSAGE_TYPE(msg);
-}
-
 /// A parsed pipeline with its appsrc (and sink), stopped and freed at the end.
 class Pipeline {
  public:
@@ -132,7 +123,7 @@ class Pipeline {
     gst_object_unref(bus);
     REQUIRE(msg != nullptr);  // nullptr: timed out
     std::string error;
-    if (message_type(msg) == GST_MESSAGE_ERROR) {
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
       GError* e = nullptr;
       gst_message_parse_error(msg, &e, nullptr);
       error = e->message;
