@@ -17,10 +17,10 @@
 
 #include <cstddef>
 #include <cstring>
-#include <utility>
 
 #include "baselines.hpp"
 #include "bench_support.hpp"
+#include "frame_handoff.hpp"
 
 namespace daq_bench {
 namespace {
@@ -28,25 +28,10 @@ namespace {
 constexpr int width = 1024;
 constexpr int height = static_cast<int>(frame_bytes / width);
 
-template <class Body>
-void run(benchmark::State& state, Body&& body) {
-  OpMeter meter;
-  for (auto _ : state) body();
-  meter.report(state);
-  report_throughput(state, static_cast<double>(state.iterations()));
-}
-
-daq_pool::Bytes pooled_frame(daq_pool::BufferPool& pool) {
-  daq_pool::PooledBuffer buffer = pool.acquire();
-  std::memset(buffer.data(), 0x5a, frame_bytes);
-  buffer.set_size(frame_bytes);
-  return std::move(buffer).freeze();
-}
-
 void wrap_buffer(benchmark::State& state) {
   daq_pool::BufferPool pool(1, frame_bytes);
-  const daq_pool::Bytes frame = pooled_frame(pool);
-  run(state, [&] {
+  const daq_pool::Bytes frame = frozen_frame(pool);
+  measure_handoffs(state, [&] {
     AVBufferRef* ref = daq_pool::ffmpeg::wrap_buffer(frame);  // one more view, moved into FFmpeg's buffer
     escape(ref);
     av_buffer_unref(&ref);  // the free callback drops the view
@@ -55,9 +40,9 @@ void wrap_buffer(benchmark::State& state) {
 
 void wrap_gray_frame(benchmark::State& state) {
   daq_pool::BufferPool pool(1, frame_bytes);
-  const daq_pool::Bytes frame = pooled_frame(pool);
+  const daq_pool::Bytes frame = frozen_frame(pool);
   AVFrame* av_frame = av_frame_alloc();
-  run(state, [&] {
+  measure_handoffs(state, [&] {
     daq_pool::ffmpeg::wrap_gray_frame(av_frame, frame, {.width = width, .height = height, .stride = width});
     escape(av_frame);
     av_frame_unref(av_frame);
@@ -67,7 +52,7 @@ void wrap_gray_frame(benchmark::State& state) {
 
 void copy_in(benchmark::State& state) {
   const PageBuffer sdk_frame(frame_bytes);
-  run(state, [&] {
+  measure_handoffs(state, [&] {
     AVBufferRef* ref = av_buffer_alloc(frame_bytes);
     std::memcpy(ref->data, sdk_frame.data(), frame_bytes);
     escape(ref);
@@ -80,7 +65,7 @@ void copy_in(benchmark::State& state) {
 void pool_ref(benchmark::State& state) {
   AvPool pool(1, frame_bytes, false);
   auto frame = pool.acquire();
-  run(state, [&] {
+  measure_handoffs(state, [&] {
     AVBufferRef* ref = av_buffer_ref(frame.get());
     escape(ref);
     av_buffer_unref(&ref);

@@ -18,21 +18,13 @@
 
 #include <cstddef>
 #include <cstring>
-#include <utility>
 
 #include "baselines.hpp"
 #include "bench_support.hpp"
+#include "frame_handoff.hpp"
 
 namespace daq_bench {
 namespace {
-
-template <class Body>
-void run(benchmark::State& state, Body&& body) {
-  OpMeter meter;
-  for (auto _ : state) body();
-  meter.report(state);
-  report_throughput(state, static_cast<double>(state.iterations()));
-}
 
 void init() {
   static const bool done = [] {
@@ -42,18 +34,11 @@ void init() {
   (void)done;
 }
 
-daq_pool::Bytes pooled_frame(daq_pool::BufferPool& pool) {
-  daq_pool::PooledBuffer buffer = pool.acquire();
-  std::memset(buffer.data(), 0x5a, frame_bytes);
-  buffer.set_size(frame_bytes);
-  return std::move(buffer).freeze();
-}
-
 void wrap_buffer(benchmark::State& state) {
   init();
   daq_pool::BufferPool pool(1, frame_bytes);
-  const daq_pool::Bytes frame = pooled_frame(pool);
-  run(state, [&] {
+  const daq_pool::Bytes frame = frozen_frame(pool);
+  measure_handoffs(state, [&] {
     GstBuffer* buffer = daq_pool::gstreamer::wrap_buffer(frame);  // one more view, moved into the GstMemory
     escape(buffer);
     gst_buffer_unref(buffer);  // the destroy notify drops the view
@@ -63,7 +48,7 @@ void wrap_buffer(benchmark::State& state) {
 void copy_in(benchmark::State& state) {
   init();
   const PageBuffer sdk_frame(frame_bytes);
-  run(state, [&] {
+  measure_handoffs(state, [&] {
     GstBuffer* buffer = gst_buffer_new_allocate(nullptr, frame_bytes, nullptr);
     GstMapInfo info;
     gst_buffer_map(buffer, &info, GST_MAP_WRITE);
@@ -78,8 +63,8 @@ void copy_in(benchmark::State& state) {
 void buffer_ref(benchmark::State& state) {
   init();
   daq_pool::BufferPool pool(1, frame_bytes);
-  GstBuffer* frame = daq_pool::gstreamer::wrap_buffer(pooled_frame(pool));
-  run(state, [&] {
+  GstBuffer* frame = daq_pool::gstreamer::wrap_buffer(frozen_frame(pool));
+  measure_handoffs(state, [&] {
     GstBuffer* ref = gst_buffer_ref(frame);
     escape(ref);
     gst_buffer_unref(ref);
@@ -90,7 +75,7 @@ void buffer_ref(benchmark::State& state) {
 #if defined(DAQ_BENCH_GSTREAMER)
 void buffer_pool(benchmark::State& state) {
   GstPool pool(2, frame_bytes);
-  run(state, [&] {
+  measure_handoffs(state, [&] {
     auto buffer = pool.acquire();
     escape(buffer);
   });

@@ -9,13 +9,10 @@
 
 #include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,6 +20,7 @@
 
 #include "alloc_counter.hpp"  // this executable's one counting TU
 #include "catch.hpp"
+#include "foreign_handoff.hpp"
 #include "threads.hpp"
 #include "watchdog.hpp"
 
@@ -33,38 +31,15 @@ namespace ffmpeg = daq_pool::ffmpeg;
 
 namespace {
 
-/// A frozen view of one buffer of `pool`: `n` bytes, byte i = (seed + i) & 0xFF.
-Bytes frame_of(BufferPool& pool, std::size_t n, unsigned seed) {
-  PooledBuffer b = pool.acquire();
-  auto* p = reinterpret_cast<unsigned char*>(b.data());
-  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>((seed + i) & 0xFF);
-  b.set_size(n);
-  return std::move(b).freeze();
-}
-
-/// True if the `n` bytes at `p` are frame_of's pattern for `seed`.
-bool holds_pattern(const std::uint8_t* p, std::size_t n, unsigned seed) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (p[i] != static_cast<std::uint8_t>((seed + i) & 0xFF)) return false;
-  return true;
-}
-
-/// The message of the std::invalid_argument `f` throws ("" if none).
-template <class F>
-std::string invalid_argument_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_support::holds_pattern;
+using test_support::invalid_argument_of;
+using test_support::patterned_frame;
 
 }  // namespace
 
 TEST_CASE("wrap_buffer: zero copy, read-only, the pool buffer returns at the last unref") {
   BufferPool pool(2, 4096);
-  Bytes view = frame_of(pool, 1000, 7);
+  Bytes view = patterned_frame(pool, 1000, 7);
   const std::byte* data = view.data();
 
   AVBufferRef* ref = ffmpeg::wrap_buffer(view);  // a copy: our view stays
@@ -94,7 +69,7 @@ TEST_CASE("wrap_buffer: zero copy, read-only, the pool buffer returns at the las
 
 TEST_CASE("wrap_buffer takes a moved view without touching the count; slices wrap their own range") {
   BufferPool pool(1, 4096);
-  Bytes view = frame_of(pool, 4096, 1);
+  Bytes view = patterned_frame(pool, 4096, 1);
   const Bytes part = view.slice(100, 50);
   AVBufferRef* ref = ffmpeg::wrap_buffer(std::move(view));
   CHECK(view.empty());  // NOLINT(bugprone-use-after-move): moved into FFmpeg's buffer
@@ -110,7 +85,7 @@ TEST_CASE("wrap_buffer takes a moved view without touching the count; slices wra
 TEST_CASE("FFmpeg copies before it writes: make_writable leaves the pool's bytes alone") {
   BufferPool pool(1, 4096);
   SECTION("FFmpeg's was the only reference: the copy returns the buffer") {
-    AVBufferRef* ref = ffmpeg::wrap_buffer(frame_of(pool, 512, 3));
+    AVBufferRef* ref = ffmpeg::wrap_buffer(patterned_frame(pool, 512, 3));
     const std::uint8_t* pooled = ref->data;
     CHECK(pool.available() == 0);
     REQUIRE(av_buffer_make_writable(&ref) == 0);
@@ -121,7 +96,7 @@ TEST_CASE("FFmpeg copies before it writes: make_writable leaves the pool's bytes
     av_buffer_unref(&ref);
   }
   SECTION("writing into the copy leaves the pool's bytes, still viewed by us, alone") {
-    const Bytes ours = frame_of(pool, 512, 3);
+    const Bytes ours = patterned_frame(pool, 512, 3);
     AVBufferRef* ref = ffmpeg::wrap_buffer(ours);
     REQUIRE(av_buffer_make_writable(&ref) == 0);
     CHECK(reinterpret_cast<const std::byte*>(ref->data) != ours.data());
@@ -135,7 +110,7 @@ TEST_CASE("FFmpeg copies before it writes: make_writable leaves the pool's bytes
 
 TEST_CASE("the last unref returns the buffer on the thread that makes it") {
   BufferPool pool(2, 4096);
-  AVBufferRef* ref = ffmpeg::wrap_buffer(frame_of(pool, 4096, 9));
+  AVBufferRef* ref = ffmpeg::wrap_buffer(patterned_frame(pool, 4096, 9));
   AVBufferRef* other = av_buffer_ref(ref);
   av_buffer_unref(&ref);
   CHECK(pool.available() == 1);
@@ -151,74 +126,21 @@ TEST_CASE("the last unref returns the buffer on the thread that makes it") {
 }
 
 TEST_CASE("views wrapped for consumer threads while the producer reuses every buffer") {
-  // 3 buffers, 2 consumers: each frame goes to both as separate AVBufferRefs
-  // (one wrap_buffer each), through a mutex-protected queue; each consumer
-  // checks every byte (a buffer reused too early would hold a later frame)
-  // and unrefs; whichever is last returns the buffer, on its thread.
-  constexpr std::size_t buffers = 3;
-  constexpr std::size_t bytes = 2048;
-  const std::size_t frames = test_support::scaled(4000);
-  BufferPool pool(buffers, bytes);
-  const test_support::Watchdog watchdog("ffmpeg wrap stress", std::chrono::seconds(120));
-
-  struct Item {
-    AVBufferRef* ref;
-    unsigned seed;
-  };
-  struct Queue {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::deque<Item> items;
-    bool done = false;
-  };
-  Queue queues[2];
-  std::size_t bad[2] = {0, 0};
-  std::size_t received[2] = {0, 0};
-  std::vector<std::thread> consumers;
-  for (std::size_t c = 0; c < 2; ++c) {
-    consumers.emplace_back([&, c] {
-      Queue& q = queues[c];
-      for (;;) {
-        Item item{};
-        {
-          std::unique_lock lock(q.mutex);
-          q.ready.wait(lock, [&] { return q.done || !q.items.empty(); });
-          if (q.items.empty()) return;
-          item = q.items.front();
-          q.items.pop_front();
-        }
-        if (!holds_pattern(item.ref->data, bytes, item.seed)) ++bad[c];
-        ++received[c];
-        if ((item.seed + c) % 5 == 0) std::this_thread::yield();  // vary which consumer is last
-        av_buffer_unref(&item.ref);
-      }
-    });
-  }
-  for (std::size_t f = 0; f < frames; ++f) {
-    const auto seed = static_cast<unsigned>(f * 31);
-    const Bytes view = frame_of(pool, bytes, seed);  // waits while both consumers hold all 3
-    for (Queue& q : queues) {
-      AVBufferRef* ref = ffmpeg::wrap_buffer(view);
-      {
-        std::lock_guard lock(q.mutex);
-        q.items.push_back({ref, seed});
-      }
-      q.ready.notify_one();
-    }
-  }
-  for (Queue& q : queues) {
-    {
-      std::lock_guard lock(q.mutex);
-      q.done = true;
-    }
-    q.ready.notify_one();
-  }
-  for (auto& t : consumers) t.join();
-  CHECK(bad[0] + bad[1] == 0);
-  CHECK(received[0] == frames);
-  CHECK(received[1] == frames);
-  CHECK(pool.available() == buffers);
-  CHECK(pool.stats().releases == frames);
+  // 3 buffers, 2 consumers: each frame goes to both as separate AVBufferRefs (one wrap_buffer each), through
+  // mutex-protected queues; each consumer checks every byte (a buffer reused
+  // too early would hold a later frame) and drops its reference; whichever
+  // is last returns the buffer, on its thread.
+  const test_support::StressResult r = test_support::wrapped_views_stress<AVBufferRef*>(
+      "ffmpeg wrap stress", [](const Bytes& view) { return ffmpeg::wrap_buffer(view); },
+      [](AVBufferRef* ref, std::size_t n, unsigned seed) {
+        return ref->size == n && holds_pattern(ref->data, n, seed);
+      },
+      [](AVBufferRef* ref) { av_buffer_unref(&ref); });
+  CHECK(r.bad == 0);
+  CHECK(r.received[0] == r.frames);
+  CHECK(r.received[1] == r.frames);
+  CHECK(r.available_after == r.buffers);
+  CHECK(r.releases_after == r.frames);
 }
 
 TEST_CASE("wrap_gray_frame: GRAY8 and GRAY16LE frames over the view, padded rows") {
@@ -227,7 +149,7 @@ TEST_CASE("wrap_gray_frame: GRAY8 and GRAY16LE frames over the view, padded rows
   REQUIRE(frame != nullptr);
 
   SECTION("GRAY8, packed rows") {
-    Bytes view = frame_of(pool, 64 * 48, 5);
+    Bytes view = patterned_frame(pool, 64 * 48, 5);
     const std::byte* data = view.data();
     ffmpeg::wrap_gray_frame(frame, std::move(view), {64, 48, 64, AV_PIX_FMT_GRAY8});
     CHECK(reinterpret_cast<const std::byte*>(frame->data[0]) == data);
@@ -242,7 +164,7 @@ TEST_CASE("wrap_gray_frame: GRAY8 and GRAY16LE frames over the view, padded rows
   SECTION("GRAY16LE with padded rows; the last row needs no padding") {
     const ffmpeg::GrayImage image{100, 30, 256, AV_PIX_FMT_GRAY16LE};
     CHECK(ffmpeg::gray_image_bytes(image) == 256 * 29 + 200);
-    ffmpeg::wrap_gray_frame(frame, frame_of(pool, 256 * 29 + 200, 6), image);
+    ffmpeg::wrap_gray_frame(frame, patterned_frame(pool, 256 * 29 + 200, 6), image);
     CHECK(frame->linesize[0] == 256);
     CHECK(frame->format == AV_PIX_FMT_GRAY16LE);
     CHECK(frame->width == 100);
@@ -264,7 +186,7 @@ TEST_CASE("wrap_gray_frame: GRAY8 and GRAY16LE frames over the view, padded rows
 TEST_CASE("av_frame_make_writable copies the frame out of the pool") {
   BufferPool pool(1, 4096);
   AVFrame* frame = av_frame_alloc();
-  ffmpeg::wrap_gray_frame(frame, frame_of(pool, 32 * 32, 11), {32, 32, 32, AV_PIX_FMT_GRAY8});
+  ffmpeg::wrap_gray_frame(frame, patterned_frame(pool, 32 * 32, 11), {32, 32, 32, AV_PIX_FMT_GRAY8});
   const std::uint8_t* pooled = frame->data[0];
   REQUIRE(av_frame_make_writable(frame) == 0);
   CHECK(frame->data[0] != pooled);
@@ -280,7 +202,7 @@ TEST_CASE("bad input: a clear error naming the argument and its limit; nothing l
   REQUIRE(frame != nullptr);
   using ffmpeg::GrayImage;
   const auto wrap = [&](std::size_t view_bytes, GrayImage image) {
-    return invalid_argument_of([&] { ffmpeg::wrap_gray_frame(frame, frame_of(pool, view_bytes, 0), image); });
+    return invalid_argument_of([&] { ffmpeg::wrap_gray_frame(frame, patterned_frame(pool, view_bytes, 0), image); });
   };
   const auto contains = [](const std::string& message, const char* part) {
     INFO(message);
@@ -293,7 +215,7 @@ TEST_CASE("bad input: a clear error naming the argument and its limit; nothing l
            }),
            "wrap_gray_frame: view is empty");
   contains(invalid_argument_of([&] {
-             ffmpeg::wrap_gray_frame(nullptr, frame_of(pool, 64, 0), {8, 8, 8});
+             ffmpeg::wrap_gray_frame(nullptr, patterned_frame(pool, 64, 0), {8, 8, 8});
            }),
            "frame is null");
   contains(wrap(64, {0, 8, 8}), "width must be at least 1 (got 0)");
@@ -313,10 +235,10 @@ TEST_CASE("bad input: a clear error naming the argument and its limit; nothing l
   CHECK(frame->data[0] == nullptr);
 
   // A frame that already holds data is refused, and keeps its data.
-  ffmpeg::wrap_gray_frame(frame, frame_of(pool, 64, 0), {8, 8, 8});
+  ffmpeg::wrap_gray_frame(frame, patterned_frame(pool, 64, 0), {8, 8, 8});
   BufferPool other(1, 64);
   contains(invalid_argument_of([&] {
-             ffmpeg::wrap_gray_frame(frame, frame_of(other, 64, 0), {8, 8, 8});
+             ffmpeg::wrap_gray_frame(frame, patterned_frame(other, 64, 0), {8, 8, 8});
            }),
            "frame already holds data (buf[0] or data[0] is set): av_frame_unref() it first");
   CHECK(frame->width == 8);
@@ -340,7 +262,7 @@ TEST_CASE("allocations: FFmpeg's own two per wrapped buffer, none from daq-pool"
     return;
   }
   BufferPool pool(2, 640 * 480);
-  Bytes view = frame_of(pool, 640 * 480, 1);
+  Bytes view = patterned_frame(pool, 640 * 480, 1);
   AVFrame* frame = av_frame_alloc();
   std::vector<std::uint8_t> plain(640 * 480);
   constexpr int rounds = 100;

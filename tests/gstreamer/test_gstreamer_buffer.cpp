@@ -8,13 +8,10 @@
 #include <daq_pool/gstreamer.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -23,6 +20,7 @@
 
 #include "alloc_counter.hpp"  // this executable's one counting TU
 #include "catch.hpp"
+#include "foreign_handoff.hpp"
 #include "threads.hpp"
 #include "watchdog.hpp"
 
@@ -43,39 +41,16 @@ void init_gstreamer() {
   }
 }
 
-/// A frozen view of one buffer of `pool`: `n` bytes, byte i = (seed + i) & 0xFF.
-Bytes frame_of(BufferPool& pool, std::size_t n, unsigned seed) {
-  PooledBuffer b = pool.acquire();
-  auto* p = reinterpret_cast<unsigned char*>(b.data());
-  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>((seed + i) & 0xFF);
-  b.set_size(n);
-  return std::move(b).freeze();
-}
-
-/// True if the `n` bytes at `p` are frame_of's pattern for `seed`.
-bool holds_pattern(const std::uint8_t* p, std::size_t n, unsigned seed) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (p[i] != static_cast<std::uint8_t>((seed + i) & 0xFF)) return false;
-  return true;
-}
-
-/// The message of the std::invalid_argument `f` throws ("" if none).
-template <class F>
-std::string invalid_argument_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_support::holds_pattern;
+using test_support::invalid_argument_of;
+using test_support::patterned_frame;
 
 }  // namespace
 
 TEST_CASE("wrap_buffer: one read-only GstMemory over the view, zero copy") {
   init_gstreamer();
   BufferPool pool(2, 4096);
-  Bytes view = frame_of(pool, 1000, 7);
+  Bytes view = patterned_frame(pool, 1000, 7);
   GstBuffer* buffer = gstreamer::wrap_buffer(view);  // a copy: our view stays
   REQUIRE(buffer != nullptr);
   CHECK(view.use_count() == 2);
@@ -105,7 +80,7 @@ TEST_CASE("GStreamer copies before it writes: map(WRITE) replaces our memory by 
   init_gstreamer();
   BufferPool pool(1, 4096);
   SECTION("GStreamer's was the only reference: the copy returns the buffer") {
-    GstBuffer* buffer = gstreamer::wrap_buffer(frame_of(pool, 512, 3));
+    GstBuffer* buffer = gstreamer::wrap_buffer(patterned_frame(pool, 512, 3));
     CHECK(pool.available() == 0);
     GstMapInfo info;
     REQUIRE(gst_buffer_map(buffer, &info, GST_MAP_WRITE));  // the buffer is writable, its memory is not
@@ -116,7 +91,7 @@ TEST_CASE("GStreamer copies before it writes: map(WRITE) replaces our memory by 
     gst_buffer_unref(buffer);
   }
   SECTION("writing into the copy leaves the pool's bytes, still viewed by us, alone") {
-    const Bytes ours = frame_of(pool, 512, 3);
+    const Bytes ours = patterned_frame(pool, 512, 3);
     GstBuffer* buffer = gstreamer::wrap_buffer(ours);
     GstMapInfo info;
     REQUIRE(gst_buffer_map(buffer, &info, GST_MAP_WRITE));
@@ -133,7 +108,7 @@ TEST_CASE("GStreamer copies before it writes: map(WRITE) replaces our memory by 
 TEST_CASE("refs, copies and sub-buffers share the memory; the last one returns the buffer") {
   init_gstreamer();
   BufferPool pool(1, 4096);
-  GstBuffer* buffer = gstreamer::wrap_buffer(frame_of(pool, 4096, 1));
+  GstBuffer* buffer = gstreamer::wrap_buffer(patterned_frame(pool, 4096, 1));
   GstBuffer* shared = gst_buffer_ref(buffer);
   GstBuffer* copy = gst_buffer_copy(buffer);  // a new GstBuffer, the same memory
   GstBuffer* region = gst_buffer_copy_region(buffer, GST_BUFFER_COPY_MEMORY, 100, 50);
@@ -157,79 +132,26 @@ TEST_CASE("refs, copies and sub-buffers share the memory; the last one returns t
 }
 
 TEST_CASE("views wrapped for consumer threads while the producer reuses every buffer") {
-  // 3 buffers, 2 consumers: each frame goes to both as separate GstBuffers
-  // through a mutex-protected queue; each consumer maps the buffer, checks
-  // every byte (a buffer reused too early would hold a later frame) and
-  // unrefs; whichever is last returns the buffer, on its thread.
+  // 3 buffers, 2 consumers: each frame goes to both as separate GstBuffers (one wrap_buffer each), through
+  // mutex-protected queues; each consumer checks every byte (a buffer reused
+  // too early would hold a later frame) and drops its reference; whichever
+  // is last returns the buffer, on its thread.
   init_gstreamer();
-  constexpr std::size_t buffers = 3;
-  constexpr std::size_t bytes = 2048;
-  const std::size_t frames = test_support::scaled(4000);
-  BufferPool pool(buffers, bytes);
-  const test_support::Watchdog watchdog("gstreamer wrap stress", std::chrono::seconds(120));
-
-  struct Item {
-    GstBuffer* buffer;
-    unsigned seed;
-  };
-  struct Queue {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::deque<Item> items;
-    bool done = false;
-  };
-  Queue queues[2];
-  std::size_t bad[2] = {0, 0};
-  std::size_t received[2] = {0, 0};
-  std::vector<std::thread> consumers;
-  for (std::size_t c = 0; c < 2; ++c) {
-    consumers.emplace_back([&, c] {
-      Queue& q = queues[c];
-      for (;;) {
-        Item item{};
-        {
-          std::unique_lock lock(q.mutex);
-          q.ready.wait(lock, [&] { return q.done || !q.items.empty(); });
-          if (q.items.empty()) return;
-          item = q.items.front();
-          q.items.pop_front();
-        }
+  const test_support::StressResult r = test_support::wrapped_views_stress<GstBuffer*>(
+      "gstreamer wrap stress", [](const Bytes& view) { return gstreamer::wrap_buffer(view); },
+      [](GstBuffer* buffer, std::size_t n, unsigned seed) {
         GstMapInfo info;
-        if (gst_buffer_map(item.buffer, &info, GST_MAP_READ) == FALSE || info.size != bytes ||
-            !holds_pattern(info.data, bytes, item.seed))
-          ++bad[c];
-        gst_buffer_unmap(item.buffer, &info);
-        ++received[c];
-        if ((item.seed + c) % 5 == 0) std::this_thread::yield();  // vary which consumer is last
-        gst_buffer_unref(item.buffer);
-      }
-    });
-  }
-  for (std::size_t f = 0; f < frames; ++f) {
-    const auto seed = static_cast<unsigned>(f * 31);
-    const Bytes view = frame_of(pool, bytes, seed);  // waits while both consumers hold all 3
-    for (Queue& q : queues) {
-      GstBuffer* buffer = gstreamer::wrap_buffer(view);
-      {
-        std::lock_guard lock(q.mutex);
-        q.items.push_back({buffer, seed});
-      }
-      q.ready.notify_one();
-    }
-  }
-  for (Queue& q : queues) {
-    {
-      std::lock_guard lock(q.mutex);
-      q.done = true;
-    }
-    q.ready.notify_one();
-  }
-  for (auto& t : consumers) t.join();
-  CHECK(bad[0] + bad[1] == 0);
-  CHECK(received[0] == frames);
-  CHECK(received[1] == frames);
-  CHECK(pool.available() == buffers);
-  CHECK(pool.stats().releases == frames);
+        if (gst_buffer_map(buffer, &info, GST_MAP_READ) == FALSE) return false;
+        const bool ok = info.size == n && holds_pattern(info.data, n, seed);
+        gst_buffer_unmap(buffer, &info);
+        return ok;
+      },
+      [](GstBuffer* buffer) { gst_buffer_unref(buffer); });
+  CHECK(r.bad == 0);
+  CHECK(r.received[0] == r.frames);
+  CHECK(r.received[1] == r.frames);
+  CHECK(r.available_after == r.buffers);
+  CHECK(r.releases_after == r.frames);
 }
 
 TEST_CASE("bad input: a clear error naming the argument; nothing lost") {
@@ -241,12 +163,13 @@ TEST_CASE("bad input: a clear error naming the argument; nothing lost") {
   };
   contains(invalid_argument_of([] { (void)gstreamer::wrap_buffer(Bytes()); }),
            "daq_pool::gstreamer::wrap_buffer: view is empty");
-  contains(invalid_argument_of(
-               [&] { (void)gstreamer::push_to_appsrc(static_cast<GstElement*>(nullptr), frame_of(pool, 64, 0)); }),
+  contains(invalid_argument_of([&] {
+             (void)gstreamer::push_to_appsrc(static_cast<GstElement*>(nullptr), patterned_frame(pool, 64, 0));
+           }),
            "daq_pool::gstreamer::push_to_appsrc: appsrc is null");
   GstElement* not_appsrc = gst_element_factory_make("fakesink", nullptr);
   REQUIRE(not_appsrc != nullptr);
-  contains(invalid_argument_of([&] { (void)gstreamer::push_to_appsrc(not_appsrc, frame_of(pool, 64, 0)); }),
+  contains(invalid_argument_of([&] { (void)gstreamer::push_to_appsrc(not_appsrc, patterned_frame(pool, 64, 0)); }),
            "appsrc is a GstFakeSink, not a GstAppSrc");
   gst_object_unref(not_appsrc);
   GstElement* appsrc = gst_element_factory_make("appsrc", nullptr);
@@ -265,7 +188,7 @@ TEST_CASE("allocations: GStreamer's own per wrapped buffer, none from daq-pool")
     return;
   }
   BufferPool pool(1, 640 * 480);
-  const Bytes view = frame_of(pool, 640 * 480, 1);
+  const Bytes view = patterned_frame(pool, 640 * 480, 1);
   std::vector<std::uint8_t> plain(640 * 480);
   constexpr int rounds = 1000;
   // Warm GLib's slice magazines (per thread) up first.
