@@ -104,11 +104,13 @@ flags (--flag=value or --flag value)                                  default
   --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
                          SDK ring; the verifier must fail the run
                          (exit 1), in [0, 1e9]
-  --encode=PATH          also encode every frame losslessly (FFV1,       off
+  --encode=PATH          also encode the frames losslessly (FFV1,        off
                          zero copy) into PATH, a .mkv, .nut or .avi
                          file; each frame is a 1024-pixel-wide GRAY8
-                         picture, one row per 1024 bytes (needs a build
-                         with FFmpeg; --frame-bytes of at least 16K)
+                         picture, one row per 1024 bytes; frames that
+                         arrive while it is busy are skipped (counted)
+                         (needs a build with FFmpeg; --frame-bytes of
+                         at least 16K)
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off

@@ -41,6 +41,13 @@ extern "C" {
 
 namespace frame_pipeline {
 
+/// Frames queued for the encoder at most. Like the preview, the encoder
+/// takes the frames it has time for and the others are skipped (counted):
+/// a lossless encoder is far slower than a camera delivering 800 MB/s, and
+/// it must hold back neither the acquisition nor a shutdown, which waits
+/// for at most these few frames.
+inline constexpr std::size_t encoder_queue_frames = 4;
+
 /// Pixels per row of the encoded picture (GRAY8: bytes per row).
 inline constexpr int encode_width = 1024;
 
@@ -87,6 +94,7 @@ inline std::optional<std::string> encode_geometry_error(std::size_t frame_bytes)
 struct EncoderStats {
   std::string path;
   std::uint64_t frames = 0;       ///< frames encoded (sent and accepted)
+  std::uint64_t skipped = 0;      ///< frames not queued: the encoder was busy (the producer counts them)
   std::uint64_t packets = 0;      ///< packets written
   std::uint64_t bytes = 0;        ///< bytes of packets written
   std::uint64_t lost = 0;         ///< frames not encoded after an error
@@ -322,9 +330,10 @@ class Encoder {
 /// The summary lines of the encoder (text).
 inline void print_encoder_text(const EncoderStats& e, std::uint64_t delivered) {
   std::printf(
-      "  encoder              %llu of %llu frames, FFV1 %d x %d GRAY8 (zero copy), %.1f MB (%.1f%% of raw) to %s\n",
-      static_cast<unsigned long long>(e.frames), static_cast<unsigned long long>(delivered), e.width, e.height,
-      static_cast<double>(e.bytes) / 1e6,
+      "  encoder              %llu of %llu frames (%llu skipped while busy), FFV1 %d x %d GRAY8 (zero copy), "
+      "%.1f MB (%.1f%% of raw) to %s\n",
+      static_cast<unsigned long long>(e.frames), static_cast<unsigned long long>(delivered),
+      static_cast<unsigned long long>(e.skipped), e.width, e.height, static_cast<double>(e.bytes) / 1e6,
       e.frames > 0 ? 100.0 * static_cast<double>(e.bytes) /
                          (static_cast<double>(e.frames) * e.width * static_cast<double>(e.height))
                    : 0.0,
@@ -342,16 +351,16 @@ inline void print_encoder_text(const EncoderStats& e, std::uint64_t delivered) {
 /// The encoder's JSON object (one line, no trailing comma).
 inline std::string encoder_json(const EncoderStats& e, const std::string& quoted_path,
                                 const std::string& quoted_error) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "{\"path\": %s, \"codec\": \"ffv1\", \"width\": %d, \"height\": %d, \"frames\": %llu, "
+  char numbers[512];  // the numbers only: the path and the error may be long
+  std::snprintf(numbers, sizeof numbers,
+                "\"codec\": \"ffv1\", \"width\": %d, \"height\": %d, \"frames\": %llu, \"skipped\": %llu, "
                 "\"packets\": %llu, \"bytes\": %llu, \"lost\": %llu, \"busy_s\": %.3f, \"frames_per_s\": %.3f, "
-                "\"ffmpeg_allocations\": %llu, \"error\": %s}",
-                quoted_path.c_str(), e.width, e.height, static_cast<unsigned long long>(e.frames),
-                static_cast<unsigned long long>(e.packets), static_cast<unsigned long long>(e.bytes),
-                static_cast<unsigned long long>(e.lost), e.busy_s, e.frames_per_s,
-                static_cast<unsigned long long>(e.allocations), quoted_error.c_str());
-  return buf;
+                "\"ffmpeg_allocations\": %llu",
+                e.width, e.height, static_cast<unsigned long long>(e.frames),
+                static_cast<unsigned long long>(e.skipped), static_cast<unsigned long long>(e.packets),
+                static_cast<unsigned long long>(e.bytes), static_cast<unsigned long long>(e.lost), e.busy_s,
+                e.frames_per_s, static_cast<unsigned long long>(e.allocations));
+  return "{\"path\": " + quoted_path + ", " + numbers + ", \"error\": " + quoted_error + "}";
 }
 
 }  // namespace frame_pipeline

@@ -193,6 +193,7 @@ struct AcquisitionStats {
   std::atomic<std::uint64_t> exhausted{0};        ///< times no buffer freed up within --timeout
   std::atomic<std::uint64_t> blocked{0};          ///< ... after which --on-exhausted=block kept waiting
   std::atomic<std::uint64_t> preview_skipped{0};  ///< Nth frames not previewed: the preview was busy
+  std::atomic<std::uint64_t> encoder_skipped{0};  ///< frames not encoded: the encoder (--encode) was busy
   LatencyHistogram acquire_wait;                  ///< time spent getting a buffer (including blocking)
   bool warmed_up = false;                         ///< warmup_frames were delivered
   std::uint64_t allocs_at_warmup = 0;             ///< alloc_hook::unexpected() then
@@ -265,7 +266,7 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
     if (queues.encoder != nullptr) {
       daq_pool::Bytes to_encoder = bytes;
-      queues.encoder->push(to_encoder);  // every frame is encoded: backpressure, as for the writer
+      if (!queues.encoder->try_push(to_encoder)) st.encoder_skipped.fetch_add(1, std::memory_order_relaxed);
     }
     queues.verifier.push(bytes);
     ++delivered;
@@ -610,7 +611,7 @@ int run(const Options& opt) {
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
 #if defined(FRAME_PIPELINE_HAVE_FFMPEG)
   std::optional<FrameQueue> encoder_queue;
-  if (encoder) queues.encoder = &encoder_queue.emplace(queue_capacity);
+  if (encoder) queues.encoder = &encoder_queue.emplace(encoder_queue_frames);
 #endif
   std::atomic<bool> throttle_on{true};
   Writer writer(out.fd(), opt.writer_mbps, throttle_on, out.temporary() ? temp_file_rewind_bytes : 0);
@@ -744,6 +745,7 @@ int run(const Options& opt) {
 #if defined(FRAME_PIPELINE_HAVE_FFMPEG)
   if (encoder) {
     s.encoder = encoder->stats();
+    s.encoder->skipped = acq.encoder_skipped.load();
     if (!s.encoder->error.empty())
       std::fprintf(stderr, "frame_pipeline: --encode=%s failed: %s (%llu frames not encoded)\n", opt.encode.c_str(),
                    s.encoder->error.c_str(), static_cast<unsigned long long>(s.encoder->lost));
