@@ -8,6 +8,9 @@
 //                      8 MiB + memcpy of the frame, then unref
 //   av_buffer_ref      FFmpeg's own zero-copy reference: av_buffer_ref of an
 //                      AVBufferPool buffer, then unref
+//   av_buffer_create   FFmpeg's own cost of wrapping foreign memory at all
+//                      (av_buffer_create of a plain array + unref): what
+//                      wrap_buffer costs minus daq_pool's part
 // Goal: wrap_buffer >= 100x cheaper than copy_in and within 2x of
 // av_buffer_ref.
 #include <benchmark/benchmark.h>
@@ -16,6 +19,7 @@
 #include <daq_pool/ffmpeg.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "baselines.hpp"
@@ -61,6 +65,17 @@ void copy_in(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(frame_bytes));
 }
 
+void plain_create(benchmark::State& state) {
+  PageBuffer plain(frame_bytes);
+  const auto data = reinterpret_cast<std::uint8_t*>(plain.data());
+  measure_handoffs(state, [&] {
+    AVBufferRef* ref = av_buffer_create(
+        data, frame_bytes, [](void*, std::uint8_t*) {}, nullptr, AV_BUFFER_FLAG_READONLY);
+    escape(ref);
+    av_buffer_unref(&ref);
+  });
+}
+
 #if defined(DAQ_BENCH_FFMPEG)
 void pool_ref(benchmark::State& state) {
   AvPool pool(1, frame_bytes, false);
@@ -78,6 +93,7 @@ const bool registered = [] {
   RegisterBenchmark("ffmpeg/handoff_8MiB/wrap_buffer", wrap_buffer);
   RegisterBenchmark("ffmpeg/handoff_8MiB/wrap_gray_frame", wrap_gray_frame);
   RegisterBenchmark("ffmpeg/handoff_8MiB/copy_in", copy_in);
+  RegisterBenchmark("ffmpeg/handoff_8MiB/av_buffer_create_plain", plain_create);
 #if defined(DAQ_BENCH_FFMPEG)
   RegisterBenchmark("ffmpeg/handoff_8MiB/av_buffer_ref_of_pool_buffer", pool_ref);
 #endif
