@@ -5,7 +5,8 @@
 // and so are a third-party library's own: inside an `alloc_hook::Library`
 // scope, on the threads libzmq starts (named "ZMQbg/..."), or, once
 // classify_threads is set, on any thread that is not the pipeline's
-// (Aravis's stream and heartbeat threads, GLib's, libusb's).
+// (Aravis's stream and heartbeat threads, GLib's, libusb's). FFmpeg's
+// per-frame wrappers on the --encode thread are counted in a Library scope.
 //
 // Include in exactly ONE translation unit. Under AddressSanitizer or
 // ThreadSanitizer the sanitizer owns malloc, so nothing is counted there and

@@ -2,13 +2,15 @@
 """Runs the frame_pipeline demo in one test mode and checks its results.
 
 usage: check_run.py BINARY MODE [demo flags...]
+       check_run.py BINARY encode CHECK_ENCODED [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
 bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
 C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER); with Aravis: aravis (a
 --source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
 Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
-stops the camera). Every run gets a fresh, private TMPDIR, which
+stops the camera); with FFmpeg: encode (--encode runs whose files
+CHECK_ENCODED decodes and verifies, and bad --encode values). Every run gets a fresh, private TMPDIR, which
 must be empty again afterwards (the temporary output file is removed).
 """
 import ctypes
@@ -185,7 +187,8 @@ def mode_failures(binary, tmpdir):
 
 FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
          "--writer-mbps", "--preview-every", "--corrupt-every", "--source", "--publish",
-         "--publish-mode", "--publish-hwm", "--serve", "--json", "--quiet", "--help"]
+         "--publish-mode", "--publish-hwm", "--serve", "--encode",
+         "--json", "--quiet", "--help"]
 
 
 def mode_help(binary, tmpdir):
@@ -379,6 +382,59 @@ def mode_aravis_gige(binary, camera_exe, args, tmpdir):
           f"{s['library_allocations']} allocations on Aravis's threads)")
 
 
+def mode_encode(binary, checker, args, tmpdir):
+    """--encode into .nut and .mkv: every delivered frame encoded or counted
+    as skipped, the file decodes to exactly the camera's frames that were
+    encoded; bad --encode values: exit 2."""
+    frame_bytes = None
+    fps = "100"
+    for a in args:
+        if a.startswith("--frame-bytes="):
+            frame_bytes = a.split("=", 1)[1]
+        if a.startswith("--fps="):
+            fps = a.split("=", 1)[1]
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    size = int(frame_bytes[:-1]) * units[frame_bytes[-1]] if frame_bytes[-1] in units else int(frame_bytes)
+    for ext in ("nut", "mkv"):
+        path = os.path.join(tmpdir, f"frames.{ext}")
+        s = summary_of(binary, [*args, f"--encode={path}"], tmpdir)
+        check_summary(s)
+        e = s["encoder"]
+        if e is None:
+            fail("no encoder in the summary")
+        if e["error"] is not None:
+            fail(f"encoder error: {e['error']}")
+        if e["frames"] + e["skipped"] != s["frames_delivered"] or e["frames"] == 0:
+            fail(f"encoded {e['frames']} + skipped {e['skipped']} frames, delivered {s['frames_delivered']}")
+        if e["width"] != 1024 or e["height"] != size // 1024:
+            fail(f"picture {e['width']} x {e['height']}, expected 1024 x {size // 1024}")
+        print(f"$ check_encoded {path} {size} {fps}", flush=True)
+        proc = subprocess.run([checker, path, str(size), fps], capture_output=True, text=True, timeout=TIMEOUT_S)
+        sys.stdout.write(proc.stderr)
+        sys.stdout.write(proc.stdout)
+        if proc.returncode != 0:
+            fail(f"check_encoded exit code {proc.returncode}")
+        decoded = json.loads(proc.stdout)
+        if decoded["frames"] != e["frames"] or decoded["verified"] != e["frames"]:
+            fail(f"decoded {decoded['frames']} frames, verified {decoded['verified']}, encoded {e['frames']}")
+        os.unlink(path)
+        expect_clean_tmpdir(tmpdir)
+    bad = [
+        ([f"--encode={tmpdir}/frames.txt", "--frames=5"], "--encode"),
+        ([f"--encode={tmpdir}/no/such/dir/frames.nut", "--frames=5"], "--encode"),
+        ([f"--encode={tmpdir}/frames.nut", "--frames=5", "--frame-bytes=4K"], "--frame-bytes"),
+        (["--encode=", "--frames=5"], "--encode"),
+    ]
+    for bad_args, flag in bad:
+        code, out, err = run(binary, bad_args, tmpdir)
+        if code != 2:
+            fail(f"{bad_args}: exit code {code}, expected 2")
+        if flag not in err or "allowed" not in err:
+            fail(f"{bad_args}: the message does not name {flag} and what is allowed")
+        expect_clean_tmpdir(tmpdir)
+    print("PASS: encode")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -405,6 +461,8 @@ def main():
             mode_aravis_bad_args(binary, tmpdir)
         elif mode == "aravis_gige":
             mode_aravis_gige(binary, args[0], args[1:], tmpdir)
+        elif mode == "encode":
+            mode_encode(binary, args[0], args[1:], tmpdir)
         else:
             fail(f"unknown mode {mode}")
 

@@ -60,6 +60,7 @@ struct Options {
   PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
   std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
   std::string serve;                                 ///< --serve=PATH: publish frames to other processes (shm)
+  std::string encode;                                ///< --encode: FFV1 file (empty: no encoder)
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
@@ -143,6 +144,13 @@ flags (--flag=value or --flag value)                                  default
                          a daq_pool::shm::Server at the Unix socket PATH
                          (shared memory, no copy; the pool is memfd-
                          backed); clients: shm_subscriber, shm_viewer.py
+  --encode=PATH          also encode the frames losslessly (FFV1,        off
+                         zero copy) into PATH, a .mkv, .nut or .avi
+                         file; each frame is a 1024-pixel-wide GRAY8
+                         picture, one row per 1024 bytes; frames that
+                         arrive while it is busy are skipped (counted)
+                         (needs a build with FFmpeg; --frame-bytes of
+                         at least 16K)
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -245,6 +253,7 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
         "--publish-mode",
         "--publish-hwm",
         "--serve",
+        "--encode",
     };
     // clang-format on
     bool known = false;
@@ -318,6 +327,9 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
                      "and reconfigure)");
 #endif
       opt.source = value;
+    } else if (flag == "--encode") {
+      if (value.empty()) return error(flag, value, "a file path ending in .mkv, .nut or .avi");
+      opt.encode = value;
     } else if (flag == "--corrupt-every") {
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");

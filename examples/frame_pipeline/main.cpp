@@ -20,6 +20,9 @@
 #if defined(FRAME_PIPELINE_HAVE_ARAVIS)
 #include "aravis_source.hpp"
 #endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+#include "encoder.hpp"  // --encode
+#endif
 
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/bytes.hpp>
@@ -195,6 +198,7 @@ struct AcquisitionStats {
   std::atomic<std::uint64_t> exhausted{0};        ///< times no buffer freed up within --timeout
   std::atomic<std::uint64_t> blocked{0};          ///< ... after which --on-exhausted=block kept waiting
   std::atomic<std::uint64_t> preview_skipped{0};  ///< Nth frames not previewed: the preview was busy
+  std::atomic<std::uint64_t> encoder_skipped{0};  ///< frames not encoded: the encoder (--encode) was busy
   LatencyHistogram acquire_wait;                  ///< time spent getting a buffer (including blocking)
   bool warmed_up = false;                         ///< warmup_frames were delivered
   std::uint64_t allocs_at_warmup = 0;             ///< alloc_hook::unexpected() then
@@ -208,6 +212,7 @@ struct Queues {
   FrameQueue writer, preview, verifier;
   FrameQueue* network = nullptr;  ///< --publish's queue, when publishing
   FrameServer* server = nullptr;  ///< --serve's server, when serving
+  FrameQueue* encoder = nullptr;  ///< --encode's queue, if encoding
 };
 
 /// Fan-out of one frame: the writer, (every Nth frame) the preview, the
@@ -225,6 +230,10 @@ void fan_out(const daq_pool::Bytes& bytes, const Options& opt, Queues& queues, A
   if (queues.network != nullptr) {
     daq_pool::Bytes to_network = bytes;
     queues.network->push(to_network);  // the same backpressure from a slow receiver (PUSH)
+  }
+  if (queues.encoder != nullptr) {
+    daq_pool::Bytes to_encoder = bytes;  // skipped, not waited for, while the encoder is busy
+    if (!queues.encoder->try_push(to_encoder)) st.encoder_skipped.fetch_add(1, std::memory_order_relaxed);
   }
   if (queues.server != nullptr) queues.server->publish(bytes);  // --serve: to other processes, no copy (never waits)
 }
@@ -411,6 +420,9 @@ struct Summary {
   std::string publish_text, publish_json = "null";  // --publish's report (zmq_publisher.hpp)
   bool publish_failed = false;
   ServeStats serve;
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<EncoderStats> encoder;  ///< --encode
+#endif
   int exit_code = 0;
   // What --source adds: the camera, copies made by our code per frame (sim:
   // one, out of the SDK ring; aravis: none), buffers the camera failed,
@@ -421,6 +433,15 @@ struct Summary {
   const char* failure_reason = nullptr;  // overrides first_failure.fault's text
   std::string camera_error;              // why the camera stopped early ("" if it did not)
 };
+
+/// True if --encode's encoder reported an error.
+bool encoder_failed([[maybe_unused]] const Summary& s) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  return s.encoder && !s.encoder->error.empty();
+#else
+  return false;
+#endif
+}
 
 /// The human-readable summary, on stdout.
 void print_summary_text(const Summary& s) {
@@ -483,6 +504,9 @@ void print_summary_text(const Summary& s) {
   std::printf("\n");
   std::fputs(s.publish_text.c_str(), stdout);
   print_serve_text(s.serve);
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) print_encoder_text(*s.encoder, s.delivered);
+#endif
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
@@ -512,6 +536,7 @@ void print_summary_text(const Summary& s) {
                               : s.integrity_failures != 0 ? "FAIL (data-integrity failure)"
                               : s.publish_failed          ? "FAIL (publishing lost a buffer or a send failed)"
                               : !s.camera_error.empty()   ? "FAIL (the camera was lost)"
+                              : encoder_failed(s)         ? "FAIL (the encoder failed)"
                                                           : "FAIL (the writer lost frames)");
   std::fflush(stdout);
 }
@@ -585,6 +610,17 @@ void print_summary_json(const Summary& s) {
       u(s.copies_per_frame), u(s.source == "sim" ? 0 : s.overruns), u(s.failed_buffers), u(s.unchecked),
       s.allocs_counted ? std::to_string(s.library_allocs).c_str() : "null",
       s.camera_error.empty() ? "null" : json_string(s.camera_error).c_str());
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) {
+    std::printf("  \"encoder\": %s,\n", encoder_json(*s.encoder, json_string(s.encoder->path),
+                                                     s.encoder->error.empty() ? "null" : json_string(s.encoder->error))
+                                            .c_str());
+  } else {
+    std::printf("  \"encoder\": null,\n");
+  }
+#else
+  std::printf("  \"encoder\": null,\n");
+#endif
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -617,6 +653,18 @@ int run(const Options& requested) {
     (void)::posix_fallocate(out.fd(), 0, static_cast<off_t>(temp_file_rewind_bytes));
   }
 
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<Encoder> encoder;
+  if (!opt.encode.empty()) {
+    encoder.emplace();
+    if (std::string error; !encoder->open(opt.encode, opt.frame_bytes, opt.fps, error)) {
+      std::fprintf(stderr, "frame_pipeline: --encode=%s: %s\n", opt.encode.c_str(), error.c_str());
+      out.discard();
+      return 2;
+    }
+  }
+#endif
+
   // Everything that allocates happens here, before the first frame.
   std::optional<daq_pool::BufferPool> pool;
   std::optional<SimulatedCamera> camera;
@@ -648,6 +696,9 @@ int run(const Options& requested) {
                    sdk_ring_slots, opt.frame_bytes, e.what());
     }
     out.discard();
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (encoder) encoder->discard();
+#endif
     return 2;
   }
   FrameServer server;
@@ -661,6 +712,10 @@ int run(const Options& requested) {
   const std::size_t queue_capacity = opt.pool + sdk_ring_slots;  // every pooled frame plus a ring's worth of heap ones
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
   if (!opt.serve.empty()) queues.server = &server;
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<FrameQueue> encoder_queue;
+  if (encoder) queues.encoder = &encoder_queue.emplace(encoder_queue_frames);
+#endif
   std::atomic<bool> throttle_on{true};
   Writer writer(out.fd(), opt.writer_mbps, throttle_on, out.temporary() ? temp_file_rewind_bytes : 0);
   Preview preview;
@@ -712,6 +767,7 @@ int run(const Options& requested) {
   }
   if (!opt.quiet) {
     if (opt.writer_mbps > 0) std::fprintf(info, " at %g MB/s", opt.writer_mbps);
+    if (!opt.encode.empty()) std::fprintf(info, ", encoder (FFV1) -> %s", opt.encode.c_str());
     if (opt.frames != 0) std::fprintf(info, ", %llu frames", static_cast<unsigned long long>(opt.frames));
     if (opt.frames == 0 || opt.duration_given) std::fprintf(info, ", %g s", opt.duration_s);
     std::fprintf(info, "\n");
@@ -758,6 +814,14 @@ int run(const Options& requested) {
     publisher_thread = std::thread([&] {
       alloc_hook::mark_pipeline_thread();
       publisher->run(*network_queue);
+    });
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::thread encoder_thread;
+  if (encoder)
+    encoder_thread = std::thread([&] {
+      alloc_hook::mark_pipeline_thread();
+      encoder->run(*encoder_queue);
     });
 #endif
   const auto start = Clock::now();
@@ -826,6 +890,7 @@ int run(const Options& requested) {
   queues.writer.close();
   queues.preview.close();
   queues.verifier.close();
+  if (queues.encoder != nullptr) queues.encoder->close();
 #if defined(FRAME_PIPELINE_HAVE_ARAVIS)
   camera_frames.close();
 #endif
@@ -838,6 +903,9 @@ int run(const Options& requested) {
     publisher_thread.join();
     publisher->close();  // linger, terminate the context, then count the views ZeroMQ still holds
   }
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder_thread.joinable()) encoder_thread.join();
 #endif
   const std::uint64_t allocs_end = alloc_hook::unexpected();
   const std::uint64_t expected_allocs_end = alloc_hook::expected();
@@ -922,6 +990,15 @@ int run(const Options& requested) {
     s.pool = pool->stats();
   }
 #endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder) {
+    s.encoder = encoder->stats();
+    s.encoder->skipped = acq.encoder_skipped.load();
+    if (!s.encoder->error.empty())
+      std::fprintf(stderr, "frame_pipeline: --encode=%s failed: %s (%llu frames not encoded)\n", opt.encode.c_str(),
+                   s.encoder->error.c_str(), static_cast<unsigned long long>(s.encoder->lost));
+  }
+#endif
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
@@ -940,8 +1017,10 @@ int run(const Options& requested) {
                  error_text(s.writer_errno).c_str(), static_cast<unsigned long long>(s.writer_lost));
   }
   if (!s.camera_error.empty()) std::fprintf(stderr, "frame_pipeline: %s\n", s.camera_error.c_str());
-  s.exit_code =
-      (s.integrity_failures != 0 || s.writer_errno != 0 || s.publish_failed || !s.camera_error.empty()) ? 1 : 0;
+  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0 || s.publish_failed || !s.camera_error.empty() ||
+                 encoder_failed(s))
+                    ? 1
+                    : 0;
 
   if (opt.json) {
     print_summary_json(s);
@@ -973,6 +1052,17 @@ int main(int argc, char** argv) {
   if (const auto error = check_memory(opt)) {
     std::fprintf(stderr, "frame_pipeline: %s\n", error->message.c_str());
     return 2;
+  }
+  if (!opt.encode.empty()) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (const auto error = encode_geometry_error(opt.frame_bytes)) {
+      std::fprintf(stderr, "frame_pipeline: %s\n", error->c_str());
+      return 2;
+    }
+#else
+    std::fprintf(stderr, "frame_pipeline: --encode: not built with FFmpeg (libavcodec, libavformat)\n");
+    return 2;
+#endif
   }
   install_signal_handlers();
   try {
