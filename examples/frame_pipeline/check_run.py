@@ -6,7 +6,8 @@ usage: check_run.py BINARY MODE [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
 bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
-C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER); with Aravis: aravis (a
+C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER),
+serve_stable (the same with the C++ subscriber alone, --verify=stable); with Aravis: aravis (a
 --source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
 Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
 stops the camera); with FFmpeg: encode (--encode runs whose files
@@ -249,8 +250,10 @@ def mode_sigint(binary, args, tmpdir):
     print("PASS: sigint")
 
 
-def mode_serve(binary, args, tmpdir):
-    """--serve: a C++ and a Python subscriber process verify every frame they get, in place."""
+def mode_serve(binary, args, tmpdir, stable=False):
+    """--serve: a C++ and a Python subscriber process verify every frame they get, in place.
+    stable (serve_stable, for camera sources whose frames are not the demo's
+    pattern): the C++ subscriber alone, with --verify=stable."""
     sock_dir = os.path.join(tmpdir, "serve")  # created 0700 by the server
     path = os.path.join(sock_dir, "frames.sock")
     env = dict(os.environ, TMPDIR=tmpdir)
@@ -260,9 +263,11 @@ def mode_serve(binary, args, tmpdir):
     subs = [
         ("C++", [os.environ["SHM_SUBSCRIBER"], f"--path={path}", "--json", "--quiet", "--connect-timeout=30",
                  "--keep=2"]),
-        ("Python", [os.environ["SHM_PYTHON"], os.environ["SHM_VIEWER"], f"--path={path}", "--json", "--quiet",
+        ("Python", [os.environ.get("SHM_PYTHON", ""), os.environ.get("SHM_VIEWER", ""), f"--path={path}", "--json", "--quiet",
                     "--connect-timeout=30"]),
     ]
+    if stable:
+        subs = [(name, cmd + ["--verify=stable"]) for name, cmd in subs if name == "C++"]
     procs = [(name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
              for name, cmd in subs]
     try:
@@ -280,8 +285,8 @@ def mode_serve(binary, args, tmpdir):
     s = json.loads(out)
     check_summary(s)
     serve = s["serve"]
-    if serve is None or serve["subscribers"] != 2:
-        fail(f"expected 2 subscribers served: {serve}")
+    if serve is None or serve["subscribers"] != len(subs):
+        fail(f"expected {len(subs)} subscribers served: {serve}")
     if serve["published"] != s["frames_pooled"] or serve["not_shared"] != s["fallbacks"]:
         fail("every pooled frame must be published, every heap fallback refused")
     if serve["sent"] == 0 or serve["bad_messages"] != 0:
@@ -455,6 +460,8 @@ def main():
             mode_sigint(binary, args, tmpdir)
         elif mode == "serve":
             mode_serve(binary, args, tmpdir)
+        elif mode == "serve_stable":
+            mode_serve(binary, args, tmpdir, stable=True)
         elif mode == "aravis":
             mode_aravis(binary, args, tmpdir)
         elif mode == "aravis_bad_args":

@@ -48,6 +48,7 @@ struct Options {
   std::uint64_t keep = 1;
   std::uint64_t connect_timeout_s = 5;
   std::uint64_t idle_timeout_s = 0;  // 0: wait for frames as long as the server lives
+  bool stable_only = false;          // --verify=stable: any source, bytes unchanged while held
   bool json = false;
   bool quiet = false;
   bool help = false;
@@ -57,8 +58,8 @@ const char* const usage = R"(usage: shm_subscriber --path=PATH [flags]
 
 Connects to a daq_pool::shm::Server at PATH (e.g. frame_pipeline --serve=PATH),
 receives every frame as a read-only view of the server's shared memory (no
-copy), verifies it (the frame_pipeline pattern), holds it, re-checks it and
-lets go (which tells the server it is done).
+copy), verifies it (the frame_pipeline pattern, or with --verify=stable any
+frames), holds it, re-checks it and lets go (which tells the server it is done).
 
 flags (--flag=value or --flag value)                                 default
   --path=PATH            the server's Unix socket                       (required)
@@ -72,6 +73,11 @@ flags (--flag=value or --flag value)                                 default
                          in [0, 3600]
   --idle-timeout=S       give up after S seconds without a frame,        0 (never)
                          in [0, 3600]
+  --verify=WHAT          pattern: the frame_pipeline pattern, checked    pattern
+                                  on receipt and again before done
+                         stable:  any frames (e.g. frame_pipeline
+                                  --source=aravis): a checksum on
+                                  receipt must match before done
   --json                 the summary as JSON on stdout                   off
   --quiet                no progress lines                               off
   --help, -h             this text
@@ -125,6 +131,11 @@ std::optional<std::string> parse_args(int argc, char** argv, Options& opt) {
       }
       *r.target = *v;
     }
+    if (flag == "--verify") {
+      if (value != "pattern" && value != "stable") return "--verify: got '" + value + "'; allowed: pattern, stable";
+      opt.stable_only = value == "stable";
+      known = true;
+    }
     if (flag == "--path") {
       if (value.empty()) return "--path: got ''; allowed: the server's socket path";
       opt.path = value;
@@ -142,19 +153,24 @@ class HeldFrames {
   explicit HeldFrames(std::size_t capacity) : ring_(capacity) {}
   bool full() const noexcept { return count_ == ring_.size(); }
   bool empty() const noexcept { return count_ == 0; }
-  void push(daq_pool::Bytes frame) noexcept {
-    ring_[(head_ + count_) % ring_.size()] = std::move(frame);
+  /// A frame held, with the checksum of its bytes when it arrived.
+  struct Held {
+    daq_pool::Bytes frame;
+    std::uint64_t checksum = 0;
+  };
+  void push(daq_pool::Bytes frame, std::uint64_t checksum) noexcept {
+    ring_[(head_ + count_) % ring_.size()] = Held{std::move(frame), checksum};
     ++count_;
   }
-  daq_pool::Bytes pop() noexcept {
-    daq_pool::Bytes oldest = std::move(ring_[head_]);
+  Held pop() noexcept {
+    Held oldest = std::move(ring_[head_]);
     head_ = (head_ + 1) % ring_.size();
     --count_;
     return oldest;
   }
 
  private:
-  std::vector<daq_pool::Bytes> ring_;
+  std::vector<Held> ring_;
   std::size_t head_ = 0, count_ = 0;
 };
 
@@ -175,20 +191,45 @@ struct Summary {
   int exit_code = 0;
 };
 
-/// Checks `frame` again (its bytes must not have changed while held), then
-/// drops it: the last drop sends its "done". After the end of the stream
-/// (`after_end`) a change is only counted apart: the server no longer holds
-/// the frame, and a producer still running may reuse its buffer (a killed
-/// server's frames stay put).
-void recheck_and_drop(daq_pool::Bytes&& frame, Summary& s, bool after_end = false) {
-  const frame_pipeline::FrameCheck c = frame_pipeline::verify_frame(frame.span(), frame.size(), false, 0);
-  if (c.fault != frame_pipeline::FrameFault::ok && after_end) {
-    ++s.changed_after_end;
-  } else if (c.fault != frame_pipeline::FrameFault::ok) {
-    if (s.recheck_failures++ == 0 && s.first_failure.empty())
-      s.first_failure = "frame " + std::to_string(c.frame_number) + " changed while held: " + to_string(c.fault);
+/// FNV-1a over every 8th 64-bit word (and the tail): what --verify=stable
+/// compares between receipt and done. A reused buffer holds another frame,
+/// which changes far more than one word in eight. Never allocates.
+std::uint64_t sampled_checksum(std::span<const std::byte> bytes) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  const auto mix = [&h](std::uint64_t w) noexcept { h = (h ^ w) * 0x100000001b3ull; };
+  std::size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 64) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, bytes.data() + i, 8);
+    mix(w);
   }
-  frame.reset();
+  for (std::size_t t = bytes.size() - bytes.size() % 8; t < bytes.size(); ++t)
+    mix(std::to_integer<std::uint64_t>(bytes[t]));
+  return h ^ bytes.size();
+}
+
+/// Checks a held frame again (its bytes must not have changed while held:
+/// the pattern, or with --verify=stable the checksum it had on receipt),
+/// then drops it: the last drop sends its "done". After the end of the
+/// stream (`after_end`) a change is only counted apart: the server no
+/// longer holds the frame, and a producer still running may reuse its
+/// buffer (a killed server's frames stay put).
+void recheck_and_drop(HeldFrames::Held&& held, const Options& opt, Summary& s, bool after_end = false) {
+  const daq_pool::Bytes& frame = held.frame;
+  std::string fault;
+  if (opt.stable_only) {
+    if (sampled_checksum(frame.span()) != held.checksum) fault = "its checksum changed";
+  } else {
+    const frame_pipeline::FrameCheck c = frame_pipeline::verify_frame(frame.span(), frame.size(), false, 0);
+    if (c.fault != frame_pipeline::FrameFault::ok)
+      fault = "frame " + std::to_string(c.frame_number) + ": " + to_string(c.fault);
+  }
+  if (!fault.empty() && after_end) {
+    ++s.changed_after_end;
+  } else if (!fault.empty()) {
+    if (s.recheck_failures++ == 0 && s.first_failure.empty()) s.first_failure = "changed while held: " + fault;
+  }
+  held.frame.reset();
 }
 
 int run(const Options& opt) {
@@ -257,7 +298,9 @@ int run(const Options& opt) {
     if (at != memory.data() + f->offset || f->offset + f->bytes.size() > memory.size()) ++s.not_in_place;
     if (s.first_view == nullptr) s.first_view = at;
     const frame_pipeline::FrameCheck c =
-        frame_pipeline::verify_frame(f->bytes.span(), f->bytes.size(), has_previous, previous);
+        opt.stable_only ? frame_pipeline::FrameCheck{}
+                        : frame_pipeline::verify_frame(f->bytes.span(), f->bytes.size(), has_previous, previous);
+    const std::uint64_t checksum = opt.stable_only ? sampled_checksum(f->bytes.span()) : 0;
     if (c.fault == frame_pipeline::FrameFault::ok) {
       ++s.verified;
       has_previous = true;
@@ -266,9 +309,9 @@ int run(const Options& opt) {
       s.first_failure = "frame " + std::to_string(c.frame_number) + ": " + to_string(c.fault);
     }
     if (s.frames == warmup_frames) allocs_at_warmup = alloc_hook::unexpected();
-    held.push(std::move(f->bytes));
+    held.push(std::move(f->bytes), checksum);
     if (opt.hold_ms != 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt.hold_ms));
-    while (held.full()) recheck_and_drop(held.pop(), s);
+    while (held.full()) recheck_and_drop(held.pop(), opt, s);
     if (!opt.quiet && now >= next_print) {
       std::fprintf(info, "%6.1f s  %llu frames  %llu verified  %llu missed\n",
                    std::chrono::duration<double>(now - start).count(), static_cast<unsigned long long>(s.frames),
@@ -287,7 +330,7 @@ int run(const Options& opt) {
   const bool ended = s.end_reason == "end_of_stream";
   while (!held.empty()) {
     ++s.held_at_end;
-    recheck_and_drop(held.pop(), s, ended);
+    recheck_and_drop(held.pop(), opt, s, ended);
   }
   const daq_pool::shm::SubscriberCounters counters = sub->stats();
   s.missed = counters.missed;
@@ -302,7 +345,8 @@ int run(const Options& opt) {
   const double fps = s.elapsed_s > 0 ? static_cast<double>(s.frames) / s.elapsed_s : 0.0;
   if (opt.json) {
     std::printf(
-        "{\n  \"path\": \"%s\",\n  \"subscriber_id\": %llu,\n  \"end_reason\": \"%s\",\n  \"elapsed_s\": %.3f,\n"
+        "{\n  \"path\": \"%s\",\n  \"verify\": \"%s\",\n  \"subscriber_id\": %llu,\n  \"end_reason\": \"%s\",\n  "
+        "\"elapsed_s\": %.3f,\n"
         "  \"frames\": %llu,\n  \"verified\": %llu,\n  \"integrity_failures\": %llu,\n  \"recheck_failures\": %llu,\n"
         "  \"not_in_place\": %llu,\n  \"zero_copy\": %s,\n  \"missed\": %llu,\n  \"held_at_end\": %llu,\n  "
         "\"changed_after_end\": %llu,\n"
@@ -310,11 +354,12 @@ int run(const Options& opt) {
         "  \"frames_per_s\": %.3f,\n  \"mapping\": {\"address\": %llu, \"size\": %zu},\n  \"first_view_address\": "
         "%llu,\n  \"max_in_flight\": %u,\n  \"allocations_after_warmup\": %s,\n  \"first_failure\": %s,\n"
         "  \"exit_code\": %d\n}\n",
-        opt.path.c_str(), u(s.subscriber_id), s.end_reason.c_str(), s.elapsed_s, u(s.frames), u(s.verified),
-        u(s.failures), u(s.recheck_failures), u(s.not_in_place), s.not_in_place == 0 ? "true" : "false", u(s.missed),
-        u(s.held_at_end), u(s.changed_after_end), u(s.done_sent), u(s.done_failed), u(s.bad_messages), u(s.bytes), fps,
-        u(reinterpret_cast<std::uintptr_t>(s.map_begin)), s.map_size, u(reinterpret_cast<std::uintptr_t>(s.first_view)),
-        s.max_in_flight, s.allocs_counted ? std::to_string(s.allocs_after_warmup).c_str() : "null",
+        opt.path.c_str(), opt.stable_only ? "stable" : "pattern", u(s.subscriber_id), s.end_reason.c_str(), s.elapsed_s,
+        u(s.frames), u(s.verified), u(s.failures), u(s.recheck_failures), u(s.not_in_place),
+        s.not_in_place == 0 ? "true" : "false", u(s.missed), u(s.held_at_end), u(s.changed_after_end), u(s.done_sent),
+        u(s.done_failed), u(s.bad_messages), u(s.bytes), fps, u(reinterpret_cast<std::uintptr_t>(s.map_begin)),
+        s.map_size, u(reinterpret_cast<std::uintptr_t>(s.first_view)), s.max_in_flight,
+        s.allocs_counted ? std::to_string(s.allocs_after_warmup).c_str() : "null",
         s.first_failure.empty() ? "null" : ("\"" + s.first_failure + "\"").c_str(), s.exit_code);
   } else {
     std::printf("\nsummary: %.2f s, ended by %s\n", s.elapsed_s, s.end_reason.c_str());
