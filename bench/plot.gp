@@ -1,4 +1,4 @@
-# Plots of the hand-off and pipeline throughput, from the data files that
+# Plots of the hand-off, pipeline and zmq throughput, from the data files that
 # bench/report.py writes. usage: gnuplot -e "data='DIR'; out='DIR'" bench/plot.gp
 if (!exists("data")) data = "."
 if (!exists("out")) out = "."
@@ -15,6 +15,15 @@ set rmargin 16
 set offsets 0, 0, graph 0.08, 0
 set yrange [0:*]
 set bmargin 7
+
+# zmq first: a run of that scenario alone has no hand-off or pipeline data.
+if (system("test -s '".data."/zmq.dat' && test $(wc -l < '".data."/zmq.dat') -gt 1 && echo yes") eq "yes") {
+  set output out."/zmq.png"
+  set title "8 MiB frames over tcp://127.0.0.1 (one process, sender and receiver threads)"
+  set ylabel "GB/s (bars); sender CPU per frame, ms (labels)"
+  plot data."/zmq.dat" using 2:xtic(1) notitle lc rgb "#3465a4", \
+       "" using 0:2:(sprintf("%.2f ms", $3)) with labels offset 0,0.7 notitle
+}
 
 set output out."/handoff.png"
 set title "Hand-off: producer acquires -> channel -> consumer drops (pool of 8, 2 threads)"

@@ -10,8 +10,8 @@ import os
 import sys
 
 # The daq_pool rows a group's ratios are taken against, in order of preference.
-DAQ_IMPLS = ["daq_pool", "Bytes", "Loaned", "BufferPool"]
-SCENARIOS = ["cycle", "view", "access", "handoff", "contended", "pipeline", "first_touch"]
+DAQ_IMPLS = ["daq_pool", "Bytes", "Loaned", "BufferPool", "zero_copy"]
+SCENARIOS = ["cycle", "view", "access", "handoff", "contended", "pipeline", "first_touch", "zmq"]
 INTRO = {
     "cycle": "One thread: acquire + release. Pool of 8.",
     "view": "Copy (or slice) a view of a 64 KiB buffer and drop it; the whole life of a view.",
@@ -23,6 +23,12 @@ INTRO = {
     "pipeline": "acquire -> copy an 8 MiB frame -> freeze -> consumer thread reads 1 byte/page -> drop. Pool of 8. "
                 "`memcpy` is a plain serial copy (the ceiling); `*_mmap` cases allocate per frame with glibc's mmap "
                 "threshold pinned at 128 KiB.",
+    "zmq": "8 MiB frames over tcp://127.0.0.1, sender (benchmark thread) and receiver (its own thread and ZeroMQ "
+           "context) in one process. `zero_copy`: pooled `Bytes` views sent with `daq_pool::zmq::FrameSender` "
+           "(sampled checksum; `_full_checksum`, `_no_checksum` variants); `zmq_send_copy`: `zmq_send` of the same "
+           "bytes (ZeroMQ copies them into a message it allocates); `tcp_send`: a blocking `send()` loop over a "
+           "loopback TCP connection, the ceiling. `send_cpu_us` / `recv_cpu_us`: CPU time per frame of the sending "
+           "side (sending thread + its context's I/O thread) and of the receiving side; allocs/op counts both sides.",
     "first_touch": "Acquire all 8 buffers of a BufferPool and copy a frame into each: on a fresh pool (first pass) "
                    "vs. a used one (steady state); one item = one 8 MiB buffer.",
 }
@@ -120,6 +126,8 @@ def table(scenario, case, rows, all_groups):
         extra = ["cpu_producer", "cpu_consumer"]
     if scenario == "contended":
         extra = ["share_t1", "share_t2", "cpu_t1", "cpu_t2"]
+    if scenario == "zmq":
+        extra = ["send_cpu_us", "recv_cpu_us"]
     has_bytes = any(r.bytes_s for r in rows)
     head = ["implementation", "time/op", "items/s"]
     if has_bytes:
@@ -210,6 +218,22 @@ def goals(groups):
         p = find(groups, "pipeline", "frame_8MiB", impl)
         x = p.items_s / mc.items_s if p and mc else None
         add(f"pipeline {impl} ≥ 96% of memcpy", x, f"{100 * x:.1f}% of memcpy" if x else "", x is not None and x >= 0.96)
+    zc = find(groups, "zmq", "frame_8MiB", "zero_copy")
+    cp = find(groups, "zmq", "frame_8MiB", "zmq_send_copy")
+    tcp = find(groups, "zmq", "frame_8MiB", "tcp_send")
+    if zc and cp:
+        x = zc.items_s / cp.items_s
+        y = zc.c("send_cpu_us") / cp.c("send_cpu_us") if cp.c("send_cpu_us") else None
+        add("zmq zero-copy ≥ 1.3× zmq_send's rate, or ≤ 0.7× its sender CPU per frame", x,
+            f"{x:.2f}× the rate; {y:.2f}× the sender CPU" if y is not None else f"{x:.2f}× the rate",
+            x >= 1.3 or (y is not None and y <= 0.7))
+    if zc and cp:
+        add("zmq zero-copy: no more allocations per frame than zmq_send (all of them libzmq's)", zc.c("allocs/op"),
+            f"{zc.c('allocs/op'):.2f} vs {cp.c('allocs/op'):.2f} per frame, both sides",
+            zc.c("allocs/op") <= cp.c("allocs/op"))
+    if zc and tcp:
+        x = zc.items_s / tcp.items_s
+        add("zmq zero-copy within 80% of a plain TCP send() loop", x, f"{100 * x:.0f}% of its rate", x >= 0.8)
     f = find(groups, "first_touch", "prefault_on", "first_pass")
     st = find(groups, "first_touch", "prefault_on", "steady_state")
     x = ratio(f, st)
@@ -217,7 +241,9 @@ def goals(groups):
     allocating = []
     for rows in groups.values():
         for r in rows:
-            if r.impl in DAQ_IMPLS and (r.c("allocs/op") or 0) > 0:
+            # zmq: libzmq's own allocations (a control block per frame sent, a
+            # message per frame received); daq_pool adds none (test_zmq_stream).
+            if r.impl in DAQ_IMPLS and r.scenario != "zmq" and (r.c("allocs/op") or 0) > 0:
                 allocating.append(f"{r.run} ({r.c('allocs/op'):.3g})")
     add("0 allocations/op on every daq_pool path (except Bytes::copy_from)", 0,
         "all 0" if not allocating else "allocating: " + ", ".join(allocating), not allocating)
@@ -239,6 +265,10 @@ def write_data(groups, data_dir):
                 r = find(groups, "handoff", case, impl)
                 vals.append(f"{r.items_s / 1e3:.1f}" if r else "NaN")
             f.write(f'"{impl}" {vals[0]} {vals[1]}\n')
+    with open(os.path.join(data_dir, "zmq.dat"), "w") as f:
+        f.write("# implementation  GB/s  sender_CPU_ms_per_frame\n")
+        for r in groups.get(("zmq", "frame_8MiB"), []):
+            f.write(f'"{r.impl}" {(r.bytes_s or 0) / 1e9:.3f} {(r.c("send_cpu_us") or 0) / 1e3:.3f}\n')
     with open(os.path.join(data_dir, "pipeline.dat"), "w") as f:
         f.write("# implementation  GB/s  percent_of_memcpy\n")
         rows = groups.get(("pipeline", "frame_8MiB"), [])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (Release, the `bench` CMake preset), runs every
 # scenario with repetitions, and writes bench/results.md plus the plots
-# bench/handoff.png and bench/pipeline.png.
+# bench/handoff.png, bench/pipeline.png and (with ZeroMQ) bench/zmq.png.
 #
 #   bench/run.sh                      # everything, 5 repetitions of >= 0.5 s
 #   REPETITIONS=9 MIN_TIME=1 bench/run.sh
@@ -10,13 +10,13 @@
 #
 # Environment: BUILD_DIR (default build/bench), OUT_DIR (default bench/),
 # REPETITIONS (5), MIN_TIME (seconds, 0.5), FILTER (regex over scenario names:
-# cycle view access handoff contended pipeline first_touch), HIGH_PRIORITY=1
+# cycle view access handoff contended pipeline first_touch zmq), HIGH_PRIORITY=1
 # (on a shared machine, as root: runs each benchmark in its own session at
 # autogroup nice -20, so that other users' jobs don't preempt the threads;
 # with autogroup scheduling, plain `nice` has no effect across sessions).
 # Needs: cmake >= 3.25, ninja, a C++20 compiler, libbenchmark-dev, python3,
 # gnuplot (optional: the plots); libavutil-dev and libgstreamer1.0-dev for
-# those baselines.
+# those baselines; libzmq3-dev for the zmq scenario.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,12 +26,15 @@ out="${OUT_DIR:-$here}"
 repetitions="${REPETITIONS:-5}"
 min_time="${MIN_TIME:-0.5}"
 filter="${FILTER:-.}"
-scenarios=(cycle view access handoff contended pipeline first_touch)
+scenarios=(cycle view access handoff contended pipeline first_touch zmq)
 
 cmake --preset bench -S "$root" -B "$build" >/dev/null
+# An integration's scenario (zmq: bench/zmq/) exists only where its
+# dependency was found.
+available="$(cmake --build "$build" --target help)"
 targets=()
 for s in "${scenarios[@]}"; do
-  [[ "$s" =~ $filter ]] && targets+=("bench_$s")
+  [[ "$s" =~ $filter ]] && grep -q "bench_$s\b" <<<"$available" && targets+=("bench_$s")
 done
 cmake --build "$build" --parallel "${JOBS:-$(nproc)}" --target "${targets[@]}"
 
@@ -61,7 +64,9 @@ for t in "${targets[@]}"; do
   echo "== $t" >&2
   # A plain number of seconds for --benchmark_min_time works with Google
   # Benchmark 1.7 (Debian 12) and 1.8+ (which also accepts "0.5s").
-  "${runner[@]}" "$build/bench/$t" \
+  bin="$build/bench/$t"
+  [[ -x "$bin" ]] || bin="$build/bench/${t#bench_}/$t"  # bench/<integration>/
+  "${runner[@]}" "$bin" \
     --benchmark_repetitions="$repetitions" \
     --benchmark_enable_random_interleaving=true \
     --benchmark_min_time="$min_time" \
@@ -72,7 +77,7 @@ done
 
 python3 "$here/report.py" "$json" "$out/results.md" "$json"
 if command -v gnuplot >/dev/null; then
-  [[ -s "$json/handoff.dat" ]] && gnuplot -e "data='$json'; out='$out'" "$here/plot.gp" 2>/dev/null || true
+  [[ -s "$json/handoff.dat" || -s "$json/zmq.dat" ]] && gnuplot -e "data='$json'; out='$out'" "$here/plot.gp" 2>/dev/null || true
 else
   echo "gnuplot not found: no plots" >&2
 fi

@@ -5,8 +5,8 @@
 #
 #   name       header                    dependency (found with)             Debian packages
 #   aravis     daq_pool/aravis.hpp       aravis-0.8 (pkg-config)             libaravis-dev libusb-1.0-0-dev
-#   zmq        daq_pool/zmq.hpp          libzmq (pkg-config), or cppzmq's    libzmq3-dev
-#                                        CMake config
+#   zmq        daq_pool/zmq.hpp          libzmq (pkg-config), or libzmq's /  libzmq3-dev
+#                                        cppzmq's CMake config
 #   ffmpeg     daq_pool/ffmpeg.hpp       libavutil (pkg-config)              libavutil-dev
 #   gstreamer  daq_pool/gstreamer.hpp    gstreamer-1.0, gstreamer-app-1.0    libgstreamer1.0-dev
 #                                        (pkg-config)                        libgstreamer-plugins-base1.0-dev
@@ -100,13 +100,20 @@ function(daq_pool_find_integration name)
       set(libs ${dep})
       set(detail "libzmq ${daq_pool_dep_zmq_VERSION}")
     else()
+      # Without pkg-config: libzmq's own CMake package (vcpkg's zeromq
+      # port installs it), or cppzmq's, which finds libzmq.
+      find_package(ZeroMQ CONFIG QUIET)
       find_package(cppzmq CONFIG QUIET)
-      if(TARGET cppzmq)
+      if(TARGET libzmq)
+        set(found TRUE)
+        set(libs libzmq)
+        set(detail "libzmq ${ZeroMQ_VERSION} (CMake package)")
+      elseif(TARGET cppzmq)
         set(found TRUE)
         set(libs cppzmq)
         set(detail "libzmq through cppzmq ${cppzmq_VERSION}")
       else()
-        set(detail "pkg-config module libzmq (or cppzmq's CMake config) not found")
+        set(detail "pkg-config module libzmq (or libzmq's or cppzmq's CMake config) not found")
       endif()
     endif()
   elseif(name STREQUAL "ffmpeg")

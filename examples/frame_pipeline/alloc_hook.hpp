@@ -1,17 +1,24 @@
 // Counts the process's heap allocations by interposing malloc and replacing
 // operator new, so the demo can prove its hot path allocates nothing.
 // Allocations made inside an `alloc_hook::Expected` scope on the current
-// thread (the documented heap fallback, Bytes::copy_from) are counted apart.
+// thread (the documented heap fallback, Bytes::copy_from) are counted apart,
+// and so are a third-party library's own: inside an `alloc_hook::Library`
+// scope, on the threads libzmq starts (named "ZMQbg/..."), or, once
+// classify_threads is set, on any thread that is not the pipeline's
+// (Aravis's stream and heartbeat threads, GLib's, libusb's). FFmpeg's
+// per-frame wrappers on the --encode thread are counted in a Library scope.
 //
 // Include in exactly ONE translation unit. Under AddressSanitizer or
 // ThreadSanitizer the sanitizer owns malloc, so nothing is counted there and
 // `alloc_hook::enabled` is false.
 #pragma once
 
+#include <sys/prctl.h>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -32,11 +39,26 @@ inline constexpr bool enabled = false;
 
 inline std::atomic<std::uint64_t> unexpected_calls{0};  ///< every allocation outside an Expected scope
 inline std::atomic<std::uint64_t> expected_calls{0};    ///< allocations inside an Expected scope
+inline std::atomic<std::uint64_t> library_calls{0};     ///< a library's own (Library scope, its threads)
 
 /// Set while the current thread makes an allocation the program means to make.
 /// constinit + trivial type: accessing it is a plain TLS load (no lazy
 /// initialization that could itself allocate).
 inline constinit thread_local bool in_expected_scope = false;
+
+/// Set by the demo when it drives a library with threads of its own
+/// (--source=aravis): from then on, what a thread that is not the
+/// pipeline's allocates (Aravis's stream and GigE Vision heartbeat threads,
+/// libusb's, GLib's) is that library's, counted apart.
+inline std::atomic<bool> classify_threads{false};
+
+/// True on the pipeline's own threads (mark_pipeline_thread()). constinit +
+/// trivial: a plain TLS access.
+inline constinit thread_local bool pipeline_thread = false;
+
+/// Marks the calling thread as one of the pipeline's (main, acquisition,
+/// consumers). Never allocates.
+inline void mark_pipeline_thread() noexcept { pipeline_thread = true; }
 
 /// Marks the allocations made by this thread while it lives as expected.
 class Expected {
@@ -50,15 +72,50 @@ class Expected {
   bool previous_;
 };
 
+/// Set while the current thread is inside a third-party library's call.
+inline constinit thread_local bool in_library_scope = false;
+/// Whether this thread is one a library started: -1 not known yet.
+inline constinit thread_local signed char library_thread = -1;
+
+/// Marks the allocations made by this thread while it lives as the
+/// library's (e.g. libzmq's message control block inside zmq_msg_init_data).
+class Library {
+ public:
+  Library() noexcept : previous_(in_library_scope) { in_library_scope = true; }
+  ~Library() { in_library_scope = previous_; }
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Allocations made outside Expected scopes since the process started.
 inline std::uint64_t unexpected() noexcept { return unexpected_calls.load(std::memory_order_relaxed); }
 /// Allocations made inside Expected scopes since the process started.
 inline std::uint64_t expected() noexcept { return expected_calls.load(std::memory_order_relaxed); }
+/// Allocations libraries made on their own since the process started.
+inline std::uint64_t library() noexcept { return library_calls.load(std::memory_order_relaxed); }
 
 namespace detail {
+/// True on a thread libzmq started: it names them "ZMQbg/IO/0",
+/// "ZMQbg/Reaper" (or "<prefix>/ZMQbg/...") before they run anything. Asked
+/// once per thread (prctl does not allocate).
+inline bool on_library_thread() noexcept {
+  if (library_thread < 0) {
+    char name[17] = {};  // PR_GET_NAME writes at most 16 bytes, NUL included
+    library_thread = ::prctl(PR_GET_NAME, name) == 0 && std::strstr(name, "ZMQbg") != nullptr ? 1 : 0;
+  }
+  return library_thread == 1;
+}
+
 inline void count() noexcept {
   // relaxed: a statistic, read after the threads that allocate are joined.
-  (in_expected_scope ? expected_calls : unexpected_calls).fetch_add(1, std::memory_order_relaxed);
+  // relaxed: classify_threads is set once, before the library's threads exist.
+  const bool library =
+      in_library_scope || on_library_thread() || (!pipeline_thread && classify_threads.load(std::memory_order_relaxed));
+  std::atomic<std::uint64_t>& counter = in_expected_scope ? expected_calls : library ? library_calls : unexpected_calls;
+  counter.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail
 

@@ -2,14 +2,23 @@
 """Runs the frame_pipeline demo in one test mode and checks its results.
 
 usage: check_run.py BINARY MODE [demo flags...]
+       check_run.py BINARY encode CHECK_ENCODED [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
-bad_args, failures (exit 1 cases), help, json, sigint. Every run gets a fresh, private TMPDIR, which
+bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
+C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER),
+serve_stable (the same with the C++ subscriber alone, --verify=stable); with Aravis: aravis (a
+--source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
+Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
+stops the camera); with FFmpeg: encode (--encode runs whose files
+CHECK_ENCODED decodes and verifies, and bad --encode values). Every run gets a fresh, private TMPDIR, which
 must be empty again afterwards (the temporary output file is removed).
 """
+import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,12 +56,13 @@ def check_summary(summary):
         fail(f"exit_code {s['exit_code']} in the summary")
     if s["integrity_failures"] != 0:
         fail(f"{s['integrity_failures']} integrity failures: {s['first_failure']}")
-    if s["frames_verified"] != s["frames_delivered"]:
-        fail(f"verified {s['frames_verified']} != delivered {s['frames_delivered']}")
+    if s["frames_verified"] + s.get("frames_unchecked", 0) != s["frames_delivered"]:
+        fail(f"verified {s['frames_verified']} (+ unchecked) != delivered {s['frames_delivered']}")
     if s["writer"]["frames"] != s["frames_delivered"]:
         fail(f"writer wrote {s['writer']['frames']} frames, delivered {s['frames_delivered']}")
-    if s["frames_produced"] != s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"]:
-        fail("produced != delivered + dropped + SDK overruns")
+    failed_buffers = s.get("failed_buffers", 0)  # --source=aravis: incomplete frames, re-queued
+    if s["frames_produced"] != s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"] + failed_buffers:
+        fail("produced != delivered + dropped + SDK overruns + failed buffers")
     if s["frames_delivered"] != s["frames_pooled"] + s["fallbacks"]:
         fail("delivered != pooled + fallbacks")
     if s["frames_delivered"] == 0:
@@ -124,7 +134,23 @@ BAD_ARGS = [
     (["--fps"], "--fps"),
     (["stray"], "stray"),
     (["--frame-bytes=1G", "--pool=4096"], "--frame-bytes"),
+    (["--serve="], "--serve"),
+    (["--source=camera"], "--source"),
+    (["--source=aravis:"], "--source"),
 ]
+
+
+def expect_usage_error(binary, args, flag, tmpdir):
+    """A rejected command line: exit 2, a message on stderr naming `flag`, nothing on stdout or left behind."""
+    code, out, err = run(binary, args, tmpdir)
+    if code != 2:
+        fail(f"{args}: exit code {code}, expected 2")
+    if flag not in err:
+        fail(f"{args}: the message does not name {flag}")
+    if out:
+        fail(f"{args}: printed to stdout on a usage error")
+    expect_clean_tmpdir(tmpdir)
+    return err
 
 
 def mode_bad_args(binary, tmpdir):
@@ -133,16 +159,9 @@ def mode_bad_args(binary, tmpdir):
         ([f"--out={tmpdir}", "--frames=5"], "--out"),  # a directory
     ]
     for args, flag in cases:
-        code, out, err = run(binary, args, tmpdir)
-        if code != 2:
-            fail(f"{args}: exit code {code}, expected 2")
-        if flag not in err:
-            fail(f"{args}: the message does not name {flag}")
+        err = expect_usage_error(binary, args, flag, tmpdir)
         if flag.startswith("--") and flag != "--no-such-flag" and "allowed" not in err and "missing value" not in err:
             fail(f"{args}: the message does not give the allowed range")
-        if out:
-            fail(f"{args}: printed to stdout on a usage error")
-        expect_clean_tmpdir(tmpdir)
     print("PASS: bad_args")
 
 
@@ -168,7 +187,9 @@ def mode_failures(binary, tmpdir):
 
 
 FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
-         "--writer-mbps", "--preview-every", "--corrupt-every", "--json", "--quiet", "--help"]
+         "--writer-mbps", "--preview-every", "--corrupt-every", "--source", "--publish",
+         "--publish-mode", "--publish-hwm", "--serve", "--encode",
+         "--json", "--quiet", "--help"]
 
 
 def mode_help(binary, tmpdir):
@@ -179,7 +200,7 @@ def mode_help(binary, tmpdir):
         if flag not in out:
             fail(f"--help does not list {flag}")
     for default in ["5\n", "none\n", "8M\n", "100\n", "30\n", "50\n", "fallback\n", "a temp file\n",
-                    "0 (unthrottled)\n", "10\n", "0 (never)\n"]:
+                    "0 (unthrottled)\n", "10\n", "0 (never)\n", "sim\n"]:
         if default not in out:
             fail(f"--help does not give the default {default.strip()}")
     print("PASS: help")
@@ -229,6 +250,196 @@ def mode_sigint(binary, args, tmpdir):
     print("PASS: sigint")
 
 
+def mode_serve(binary, args, tmpdir, stable=False):
+    """--serve: a C++ and a Python subscriber process verify every frame they get, in place.
+    stable (serve_stable, for camera sources whose frames are not the demo's
+    pattern): the C++ subscriber alone, with --verify=stable."""
+    sock_dir = os.path.join(tmpdir, "serve")  # created 0700 by the server
+    path = os.path.join(sock_dir, "frames.sock")
+    env = dict(os.environ, TMPDIR=tmpdir)
+    print(f"$ frame_pipeline {' '.join(args)} --serve={path} --json", flush=True)
+    demo = subprocess.Popen([binary, *args, f"--serve={path}", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    subs = [
+        ("C++", [os.environ["SHM_SUBSCRIBER"], f"--path={path}", "--json", "--quiet", "--connect-timeout=30",
+                 "--keep=2"]),
+        ("Python", [os.environ.get("SHM_PYTHON", ""), os.environ.get("SHM_VIEWER", ""), f"--path={path}", "--json", "--quiet",
+                    "--connect-timeout=30"]),
+    ]
+    if stable:
+        subs = [(name, cmd + ["--verify=stable"]) for name, cmd in subs if name == "C++"]
+    procs = [(name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+             for name, cmd in subs]
+    try:
+        out, err = demo.communicate(timeout=TIMEOUT_S)
+        results = [(name, *p.communicate(timeout=60), p.returncode) for name, p in procs]
+    finally:
+        for p in [demo] + [p for _, p in procs]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    sys.stdout.write(err)
+    sys.stdout.write(out)
+    if demo.returncode != 0:
+        fail(f"frame_pipeline --serve: exit code {demo.returncode}")
+    s = json.loads(out)
+    check_summary(s)
+    serve = s["serve"]
+    if serve is None or serve["subscribers"] != len(subs):
+        fail(f"expected {len(subs)} subscribers served: {serve}")
+    if serve["published"] != s["frames_pooled"] or serve["not_shared"] != s["fallbacks"]:
+        fail("every pooled frame must be published, every heap fallback refused")
+    if serve["sent"] == 0 or serve["bad_messages"] != 0:
+        fail(f"nothing sent, or bad messages: {serve}")
+    for name, sout, serr, code in results:
+        sys.stdout.write(serr)
+        sys.stdout.write(sout)
+        if code != 0:
+            fail(f"the {name} subscriber: exit code {code}")
+        r = json.loads(sout)
+        if r["frames"] == 0 or r["verified"] != r["frames"] or r["recheck_failures"] != 0:
+            fail(f"the {name} subscriber: {r['frames']} frames, {r['verified']} verified")
+        if not r["zero_copy"] or r["end_reason"] != "end_of_stream":
+            fail(f"the {name} subscriber: zero_copy {r['zero_copy']}, ended by {r['end_reason']}")
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: serve")
+
+
+def check_camera_run(s, what):
+    """A --source=aravis run of the fake camera: zero copy, every pixel checked."""
+    check_summary(s)
+    if not s["source"].startswith("aravis"):
+        fail(f"{what}: source is {s['source']}")
+    if s["copies_per_frame"] != 0:
+        fail(f"{what}: {s['copies_per_frame']} copies per frame in our code, expected 0")
+    if "fake camera" not in s["verification"] or s["frames_unchecked"] != 0:
+        fail(f"{what}: the fake camera's frames were not all checked: {s['verification']}")
+    if s["fallbacks"] != 0 or s["frames_dropped"] != 0:
+        fail(f"{what}: a camera source neither copies to the heap nor drops")
+    if s["camera_error"] is not None:
+        fail(f"{what}: camera error {s['camera_error']}")
+    for key in ("frames_lost_to_underruns", "failed_buffers", "library_allocations"):
+        if key not in s:
+            fail(f"{what}: the summary lacks {key}")
+
+
+def mode_aravis(binary, args, tmpdir):
+    s = summary_of(binary, ["--source=aravis", *args], tmpdir)
+    check_camera_run(s, "aravis")
+    expect_clean_tmpdir(tmpdir)
+    print(f"PASS: aravis ({s['frames_verified']} frames verified pixel by pixel, {s['camera']})")
+
+
+def mode_aravis_bad_args(binary, tmpdir):
+    cases = [
+        (["--source=aravis", "--corrupt-every=3"], "--corrupt-every"),
+        (["--source=aravis:no-such-camera", "--frames=5"], "--source=aravis:no-such-camera"),
+    ]
+    for args, flag in cases:
+        expect_usage_error(binary, args, flag, tmpdir)
+    print("PASS: aravis_bad_args")
+
+
+def udp_port_bound(address, port):
+    """True if some process has bound UDP address:port (the fake camera is up)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((address, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+
+
+def die_with_parent():
+    """preexec_fn: the camera gets SIGKILL if this script dies (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def mode_aravis_gige(binary, camera_exe, args, tmpdir):
+    """The demo over real GigE Vision: Aravis's fake camera as a child process."""
+    if udp_port_bound("127.0.0.1", 3956):
+        fail("UDP 127.0.0.1:3956 is already taken (another fake camera?): refusing to talk to it")
+    print(f"$ {camera_exe} -i 127.0.0.1 &", flush=True)
+    camera = subprocess.Popen([camera_exe, "-i", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                              preexec_fn=die_with_parent)
+    try:
+        deadline = time.monotonic() + 10
+        while not udp_port_bound("127.0.0.1", 3956):
+            if camera.poll() is not None or time.monotonic() > deadline:
+                fail("the fake camera did not come up")
+            time.sleep(0.02)
+        s = summary_of(binary, ["--source=aravis:127.0.0.1", *args], tmpdir)
+        check_camera_run(s, "aravis_gige")
+        if s["frames_delivered"] * 10 < (s["frames_delivered"] + s["failed_buffers"]) * 9:
+            fail(f"fewer than 90 % of the frames complete: {s['failed_buffers']} failed")
+    finally:
+        camera.terminate()
+        try:
+            camera.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            camera.kill()
+            camera.wait()
+    expect_clean_tmpdir(tmpdir)
+    print(f"PASS: aravis_gige ({s['frames_verified']} frames verified, {s['failed_buffers']} failed, "
+          f"{s['library_allocations']} allocations on Aravis's threads)")
+
+
+def mode_encode(binary, checker, args, tmpdir):
+    """--encode into .nut and .mkv: every delivered frame encoded or counted
+    as skipped, the file decodes to exactly the camera's frames that were
+    encoded; bad --encode values: exit 2."""
+    frame_bytes = None
+    fps = "100"
+    for a in args:
+        if a.startswith("--frame-bytes="):
+            frame_bytes = a.split("=", 1)[1]
+        if a.startswith("--fps="):
+            fps = a.split("=", 1)[1]
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    size = int(frame_bytes[:-1]) * units[frame_bytes[-1]] if frame_bytes[-1] in units else int(frame_bytes)
+    for ext in ("nut", "mkv"):
+        path = os.path.join(tmpdir, f"frames.{ext}")
+        s = summary_of(binary, [*args, f"--encode={path}"], tmpdir)
+        check_summary(s)
+        e = s["encoder"]
+        if e is None:
+            fail("no encoder in the summary")
+        if e["error"] is not None:
+            fail(f"encoder error: {e['error']}")
+        if e["frames"] + e["skipped"] != s["frames_delivered"] or e["frames"] == 0:
+            fail(f"encoded {e['frames']} + skipped {e['skipped']} frames, delivered {s['frames_delivered']}")
+        if e["width"] != 1024 or e["height"] != size // 1024:
+            fail(f"picture {e['width']} x {e['height']}, expected 1024 x {size // 1024}")
+        print(f"$ check_encoded {path} {size} {fps}", flush=True)
+        proc = subprocess.run([checker, path, str(size), fps], capture_output=True, text=True, timeout=TIMEOUT_S)
+        sys.stdout.write(proc.stderr)
+        sys.stdout.write(proc.stdout)
+        if proc.returncode != 0:
+            fail(f"check_encoded exit code {proc.returncode}")
+        decoded = json.loads(proc.stdout)
+        if decoded["frames"] != e["frames"] or decoded["verified"] != e["frames"]:
+            fail(f"decoded {decoded['frames']} frames, verified {decoded['verified']}, encoded {e['frames']}")
+        os.unlink(path)
+        expect_clean_tmpdir(tmpdir)
+    bad = [
+        ([f"--encode={tmpdir}/frames.txt", "--frames=5"], "--encode"),
+        ([f"--encode={tmpdir}/no/such/dir/frames.nut", "--frames=5"], "--encode"),
+        ([f"--encode={tmpdir}/frames.nut", "--frames=5", "--frame-bytes=4K"], "--frame-bytes"),
+        (["--encode=", "--frames=5"], "--encode"),
+    ]
+    for bad_args, flag in bad:
+        code, out, err = run(binary, bad_args, tmpdir)
+        if code != 2:
+            fail(f"{bad_args}: exit code {code}, expected 2")
+        if flag not in err or "allowed" not in err:
+            fail(f"{bad_args}: the message does not name {flag} and what is allowed")
+        expect_clean_tmpdir(tmpdir)
+    print("PASS: encode")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -247,6 +458,18 @@ def main():
             mode_json(binary, args, tmpdir)
         elif mode == "sigint":
             mode_sigint(binary, args, tmpdir)
+        elif mode == "serve":
+            mode_serve(binary, args, tmpdir)
+        elif mode == "serve_stable":
+            mode_serve(binary, args, tmpdir, stable=True)
+        elif mode == "aravis":
+            mode_aravis(binary, args, tmpdir)
+        elif mode == "aravis_bad_args":
+            mode_aravis_bad_args(binary, tmpdir)
+        elif mode == "aravis_gige":
+            mode_aravis_gige(binary, args[0], args[1:], tmpdir)
+        elif mode == "encode":
+            mode_encode(binary, args[0], args[1:], tmpdir)
         else:
             fail(f"unknown mode {mode}")
 

@@ -30,6 +30,14 @@ inline const char* to_string(OnExhausted policy) noexcept {
   return "?";
 }
 
+/// How --publish sends frames: PUSH (a receiver's slowness backs up to the
+/// pool and --on-exhausted) or PUB (ZeroMQ drops frames at the high-water
+/// mark).
+enum class PublishMode { push, pub };
+
+/// The name `--publish-mode` accepts for `mode`.
+inline const char* to_string(PublishMode mode) noexcept { return mode == PublishMode::push ? "push" : "pub"; }
+
 /// Slots in the simulated SDK's circular buffer (PVCAM's CIRC_NO_OVERWRITE
 /// ring in the seed's integration notes).
 inline constexpr std::size_t sdk_ring_slots = 20;
@@ -48,10 +56,19 @@ struct Options {
   double writer_mbps = 0.0;                          ///< --writer-mbps (0: unthrottled)
   std::uint64_t preview_every = 10;                  ///< --preview-every
   std::uint64_t corrupt_every = 0;                   ///< --corrupt-every (0: never)
+  std::string publish;                               ///< --publish: ZeroMQ endpoint to bind (empty: off)
+  PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
+  std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
+  std::string serve;                                 ///< --serve=PATH: publish frames to other processes (shm)
+  std::string encode;                                ///< --encode: FFV1 file (empty: no encoder)
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
+  std::string source = "sim";                        ///< --source: sim, aravis or aravis:<device>
 };
+
+/// True if --source names an Aravis camera (aravis or aravis:<device>).
+inline bool is_aravis_source(const std::string& source) { return source.rfind("aravis", 0) == 0; }
 
 // Ranges, shared by the parser, the usage text and the error messages.
 inline constexpr double max_duration_s = 86400.0;
@@ -63,6 +80,7 @@ inline constexpr std::size_t max_pool = 4096;
 inline constexpr std::uint64_t max_timeout_ms = 60'000;
 inline constexpr double max_writer_mbps = 1e6;
 inline constexpr std::uint64_t max_preview_every = 1'000'000'000ull;
+inline constexpr std::uint64_t max_publish_hwm = 1'000'000ull;
 
 /// The --help text.
 inline std::string usage_text(const char* argv0) {
@@ -103,13 +121,44 @@ flags (--flag=value or --flag value)                                  default
   --corrupt-every=N      testing: flip a byte in every Nth frame in the  0 (never)
                          SDK ring; the verifier must fail the run
                          (exit 1), in [0, 1e9]
+  --source=SOURCE        sim: the simulated camera above                 sim
+                         aravis: Aravis's in-process fake camera
+                         (Fake_1), written straight into the pool:
+                         no copy; aravis:<device>: the camera with that
+                         Aravis device id or IP address (e.g. aravis:
+                         127.0.0.1, arv-fake-gv-camera-0.8 -i 127.0.0.1).
+                         The fake camera's frames are sized from
+                         --frame-bytes and --fps and verified pixel by
+                         pixel; --timeout and --on-exhausted apply to sim
+  --publish=ENDPOINT     also send every frame over ZeroMQ, zero-copy:   off
+                         bind tcp://HOST:PORT (PORT * picks a free
+                         port, printed at start) or ipc://PATH; read it
+                         with frame_receiver or receive_frames.py
+  --publish-mode=MODE    push: a slow receiver backs up to the pool      push
+                               (then --on-exhausted decides)
+                         pub:  ZeroMQ drops frames at the high-water
+                               mark (counted; buffers still return)
+  --publish-hwm=N        ZeroMQ send high-water mark in frames,          10
+                         in [0, 1000000] (0: unlimited)
+  --serve=PATH           publish every frame to other processes through  off
+                         a daq_pool::shm::Server at the Unix socket PATH
+                         (shared memory, no copy; the pool is memfd-
+                         backed); clients: shm_subscriber, shm_viewer.py
+  --encode=PATH          also encode the frames losslessly (FFV1,        off
+                         zero copy) into PATH, a .mkv, .nut or .avi
+                         file; each frame is a 1024-pixel-wide GRAY8
+                         picture, one row per 1024 bytes; frames that
+                         arrive while it is busy are skipped (counted)
+                         (needs a build with FFmpeg; --frame-bytes of
+                         at least 16K)
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
   --help, -h             this text
 
 exit codes: 0 success; 1 data-integrity failure (a frame failed verification
-or the writer lost frames); 2 bad arguments or setup failure.
+or the writer lost frames) or the camera was lost; 2 bad arguments or setup
+failure.
 Ctrl-C (SIGINT) or SIGTERM stops cleanly: acquisition stops, consumers drain,
 the summary prints, the temporary file is removed.
 )";
@@ -162,6 +211,7 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
   auto error = [](const std::string& flag, const std::string& value, const std::string& allowed) {
     return ParseError{flag + ": got '" + value + "'; allowed: " + allowed};
   };
+  std::string publish_tuned;  // a --publish-* flag given, which needs --publish
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -184,9 +234,28 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    static constexpr std::string_view valued[] = {"--duration",    "--frames",        "--frame-bytes",  "--fps",
-                                                  "--pool",        "--timeout",       "--on-exhausted", "--out",
-                                                  "--writer-mbps", "--preview-every", "--corrupt-every"};
+    // One flag per line, so that each integration adds its own.
+    // clang-format off
+    static constexpr std::string_view valued[] = {
+        "--duration",
+        "--frames",
+        "--frame-bytes",
+        "--fps",
+        "--pool",
+        "--timeout",
+        "--on-exhausted",
+        "--out",
+        "--writer-mbps",
+        "--preview-every",
+        "--corrupt-every",
+        "--source",
+        "--publish",
+        "--publish-mode",
+        "--publish-hwm",
+        "--serve",
+        "--encode",
+    };
+    // clang-format on
     bool known = false;
     for (std::string_view v : valued) known = known || flag == v;
     if (!known) {
@@ -245,12 +314,54 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       const auto v = detail::parse_uint(value, false);
       if (!v || *v < 1 || *v > max_preview_every) return error(flag, value, "an integer in [1, 1000000000]");
       opt.preview_every = *v;
+    } else if (flag == "--serve") {
+      if (value.empty()) return error(flag, value, "a Unix socket path in a directory only you may enter");
+      opt.serve = value;
+    } else if (flag == "--source") {
+      if (value != "sim" && value != "aravis" && (value.rfind("aravis:", 0) != 0 || value.size() == 7))
+        return error(flag, value, "sim, aravis or aravis:<device> (an Aravis device id or IP address)");
+#if !defined(FRAME_PIPELINE_HAVE_ARAVIS)
+      if (value != "sim")
+        return error(flag, value,
+                     "sim (this frame_pipeline was built without Aravis: install libaravis-dev libusb-1.0-0-dev "
+                     "and reconfigure)");
+#endif
+      opt.source = value;
+    } else if (flag == "--encode") {
+      if (value.empty()) return error(flag, value, "a file path ending in .mkv, .nut or .avi");
+      opt.encode = value;
     } else if (flag == "--corrupt-every") {
       const auto v = detail::parse_uint(value, false);
       if (!v || *v > max_preview_every) return error(flag, value, "an integer in [0, 1000000000] (0 = never)");
       opt.corrupt_every = *v;
+    } else if (flag == "--publish") {
+#if FRAME_PIPELINE_HAVE_ZMQ
+      if (value.empty()) return error(flag, value, "a ZeroMQ endpoint to bind: tcp://HOST:PORT or ipc://PATH");
+      opt.publish = value;
+#else
+      return ParseError{flag + ": this frame_pipeline was built without ZeroMQ (install libzmq3-dev and rebuild)"};
+#endif
+    } else if (flag == "--publish-mode") {
+      if (value == "push") {
+        opt.publish_mode = PublishMode::push;
+      } else if (value == "pub") {
+        opt.publish_mode = PublishMode::pub;
+      } else {
+        return error(flag, value, "push or pub");
+      }
+      publish_tuned = flag;
+    } else if (flag == "--publish-hwm") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v > max_publish_hwm) return error(flag, value, "frames, an integer in [0, 1000000] (0 = unlimited)");
+      opt.publish_hwm = *v;
+      publish_tuned = flag;
     }
   }
+  if (!publish_tuned.empty() && opt.publish.empty())
+    return ParseError{publish_tuned + ": given without --publish; allowed: only together with --publish=ENDPOINT"};
+  if (is_aravis_source(opt.source) && opt.corrupt_every != 0)
+    return ParseError{"--corrupt-every: got '" + std::to_string(opt.corrupt_every) + "' with --source=" + opt.source +
+                      "; allowed: 0 (corruption is injected into the simulated SDK ring, --source=sim only)"};
   return std::nullopt;
 }
 
@@ -267,8 +378,9 @@ inline std::uint64_t physical_memory_bytes() noexcept {
 /// the writer's queue may hold must fit in half of physical memory.
 inline std::optional<ParseError> check_memory(const Options& opt) {
   const std::uint64_t ram = physical_memory_bytes();
-  std::uint64_t frames = opt.pool + sdk_ring_slots;
-  if (opt.on_exhausted == OnExhausted::fallback) frames += opt.pool + sdk_ring_slots;  // queued heap copies
+  const bool sim = !is_aravis_source(opt.source);  // a camera writes into the pool itself: no ring, no fallback
+  std::uint64_t frames = opt.pool + (sim ? sdk_ring_slots : 0);
+  if (sim && opt.on_exhausted == OnExhausted::fallback) frames += opt.pool + sdk_ring_slots;  // queued heap copies
   const std::uint64_t need = frames * opt.frame_bytes;
   if (ram != 0 && need > ram / 2) {
     return ParseError{"--frame-bytes=" + std::to_string(opt.frame_bytes) + " with --pool=" + std::to_string(opt.pool) +

@@ -14,7 +14,15 @@
 #include "consumers.hpp"
 #include "frame_pattern.hpp"
 #include "latency_histogram.hpp"
+#include "shm_server.hpp"
 #include "simulated_camera.hpp"
+#include "zmq_publisher.hpp"  // --publish (only when built with ZeroMQ)
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+#include "aravis_source.hpp"
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+#include "encoder.hpp"  // --encode
+#endif
 
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/bytes.hpp>
@@ -190,17 +198,57 @@ struct AcquisitionStats {
   std::atomic<std::uint64_t> exhausted{0};        ///< times no buffer freed up within --timeout
   std::atomic<std::uint64_t> blocked{0};          ///< ... after which --on-exhausted=block kept waiting
   std::atomic<std::uint64_t> preview_skipped{0};  ///< Nth frames not previewed: the preview was busy
+  std::atomic<std::uint64_t> encoder_skipped{0};  ///< frames not encoded: the encoder (--encode) was busy
   LatencyHistogram acquire_wait;                  ///< time spent getting a buffer (including blocking)
   bool warmed_up = false;                         ///< warmup_frames were delivered
   std::uint64_t allocs_at_warmup = 0;             ///< alloc_hook::unexpected() then
   std::uint64_t expected_allocs_at_warmup = 0;
+  std::uint64_t library_allocs_at_warmup = 0;
   Clock::time_point end;  ///< when the last frame was fanned out
 };
 
 /// The consumers' queues.
 struct Queues {
   FrameQueue writer, preview, verifier;
+  FrameQueue* network = nullptr;  ///< --publish's queue, when publishing
+  FrameServer* server = nullptr;  ///< --serve's server, when serving
+  FrameQueue* encoder = nullptr;  ///< --encode's queue, if encoding
 };
+
+/// Fan-out of one frame: the writer, (every Nth frame) the preview, the
+/// network publisher and the shared-memory server each get their own view
+/// of the same buffer; it returns to the pool when the last of them is
+/// dropped. The caller gives the verifier its view.
+void fan_out(const daq_pool::Bytes& bytes, const Options& opt, Queues& queues, AcquisitionStats& st,
+             std::uint64_t delivered) {
+  if (delivered % opt.preview_every == 0) {
+    daq_pool::Bytes view = bytes;
+    if (!queues.preview.try_push(view)) st.preview_skipped.fetch_add(1, std::memory_order_relaxed);
+  }
+  daq_pool::Bytes to_writer = bytes;
+  queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
+  if (queues.network != nullptr) {
+    daq_pool::Bytes to_network = bytes;
+    queues.network->push(to_network);  // the same backpressure from a slow receiver (PUSH)
+  }
+  if (queues.encoder != nullptr) {
+    daq_pool::Bytes to_encoder = bytes;  // skipped, not waited for, while the encoder is busy
+    if (!queues.encoder->try_push(to_encoder)) st.encoder_skipped.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (queues.server != nullptr) queues.server->publish(bytes);  // --serve: to other processes, no copy (never waits)
+}
+
+/// Counts a delivered frame; allocation counting starts after warmup_frames.
+void count_delivered(AcquisitionStats& st, std::uint64_t& delivered) {
+  ++delivered;
+  st.delivered.store(delivered, std::memory_order_relaxed);
+  if (delivered == warmup_frames) {
+    st.warmed_up = true;
+    st.allocs_at_warmup = alloc_hook::unexpected();
+    st.expected_allocs_at_warmup = alloc_hook::expected();
+    st.library_allocs_at_warmup = alloc_hook::library();
+  }
+}
 
 /// The acquisition thread: the code an application writes around the SDK.
 void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const Options& opt, Queues& queues,
@@ -250,23 +298,9 @@ void acquisition_loop(SimulatedCamera& camera, daq_pool::BufferPool& pool, const
     }
     camera.release_frame();  // the frame is safe in `bytes` (or dropped)
     if (bytes.empty()) continue;
-
-    // Fan out: each consumer gets its own view of the same buffer; the buffer
-    // returns to the pool when the last of them is dropped.
-    if (delivered % opt.preview_every == 0) {
-      daq_pool::Bytes view = bytes;
-      if (!queues.preview.try_push(view)) st.preview_skipped.fetch_add(1, std::memory_order_relaxed);
-    }
-    daq_pool::Bytes to_writer = bytes;
-    queues.writer.push(to_writer);  // waits if the writer is a queue behind: backpressure
+    fan_out(bytes, opt, queues, st, delivered);
     queues.verifier.push(bytes);
-    ++delivered;
-    st.delivered.store(delivered, std::memory_order_relaxed);
-    if (delivered == warmup_frames) {
-      st.warmed_up = true;
-      st.allocs_at_warmup = alloc_hook::unexpected();
-      st.expected_allocs_at_warmup = alloc_hook::expected();
-    }
+    count_delivered(st, delivered);
   }
   st.end = Clock::now();
 }
@@ -383,30 +417,65 @@ struct Summary {
   daq_pool::BufferPoolStats pool;
   std::size_t writer_queue_high = 0, preview_queue_high = 0, verifier_queue_high = 0, queue_capacity = 0;
   FrameCheck first_failure;
+  std::string publish_text, publish_json = "null";  // --publish's report (zmq_publisher.hpp)
+  bool publish_failed = false;
+  ServeStats serve;
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<EncoderStats> encoder;  ///< --encode
+#endif
   int exit_code = 0;
+  // What --source adds: the camera, copies made by our code per frame (sim:
+  // one, out of the SDK ring; aravis: none), buffers the camera failed,
+  // frames no pattern could check, allocations on the library's thread.
+  std::string source = "sim", camera = "simulated sensor, 20-slot SDK ring";
+  std::string verification = "every byte against the simulated sensor's pattern";
+  std::uint64_t copies_per_frame = 1, failed_buffers = 0, unchecked = 0, library_allocs = 0;
+  const char* failure_reason = nullptr;  // overrides first_failure.fault's text
+  std::string camera_error;              // why the camera stopped early ("" if it did not)
 };
+
+/// True if --encode's encoder reported an error.
+bool encoder_failed([[maybe_unused]] const Summary& s) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  return s.encoder && !s.encoder->error.empty();
+#else
+  return false;
+#endif
+}
 
 /// The human-readable summary, on stdout.
 void print_summary_text(const Summary& s) {
   const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   const Options& o = *s.opt;
   std::printf("\nsummary: %.2f s, stopped by %s\n", s.elapsed_s,
-              s.stop_reason == "signal"   ? "signal (Ctrl-C)"
-              : s.stop_reason == "frames" ? "--frames"
-                                          : "--duration");
+              s.stop_reason == "signal"        ? "signal (Ctrl-C)"
+              : s.stop_reason == "frames"      ? "--frames"
+              : s.stop_reason == "camera_lost" ? "the camera (lost)"
+                                               : "--duration");
+  std::printf("  source               %s: %s; copies per frame in our code: %llu\n", s.source.c_str(), s.camera.c_str(),
+              u(s.copies_per_frame));
+  if (s.source != "sim")
+    std::printf(
+        "  camera               %llu frames lost to underruns (every buffer held), %llu failed buffers "
+        "(incomplete: re-queued, not delivered)\n",
+        u(s.overruns), u(s.failed_buffers));
+  if (!s.camera_error.empty()) std::printf("  camera ERROR         %s\n", s.camera_error.c_str());
+  std::printf("  verification         %s\n", s.verification.c_str());
   std::printf("  frames produced      %llu  (camera exposures)\n", u(s.produced));
   std::printf("  frames delivered     %llu  (pooled %llu, heap fallback %llu)\n", u(s.delivered), u(s.pooled),
               u(s.fallbacks));
   std::printf("  frames verified      %llu  (integrity failures: %llu)\n", u(s.verified), u(s.integrity_failures));
   std::printf("  frames dropped       %llu\n", u(s.dropped));
   std::printf("  fallbacks            %llu\n", u(s.fallbacks));
-  std::printf("  SDK overruns         %llu  (frames lost: all %zu ring slots held)\n", u(s.overruns), sdk_ring_slots);
-  std::printf("  pool exhausted       %llu  (times no buffer came back within %llu ms; on-exhausted=%s%s)\n",
-              u(s.exhausted), u(o.timeout_ms), to_string(o.on_exhausted),
-              o.on_exhausted == OnExhausted::block ? ", kept waiting" : "");
-  std::printf("  acquire wait         p50 %.1f us  p99 %.1f us  max %.1f us\n",
-              static_cast<double>(s.wait_p50_ns) / 1e3, static_cast<double>(s.wait_p99_ns) / 1e3,
-              static_cast<double>(s.wait_max_ns) / 1e3);
+  if (s.source == "sim") {  // the simulated SDK ring and the copy out of it
+    std::printf("  SDK overruns         %llu  (frames lost: all %zu ring slots held)\n", u(s.overruns), sdk_ring_slots);
+    std::printf("  pool exhausted       %llu  (times no buffer came back within %llu ms; on-exhausted=%s%s)\n",
+                u(s.exhausted), u(o.timeout_ms), to_string(o.on_exhausted),
+                o.on_exhausted == OnExhausted::block ? ", kept waiting" : "");
+    std::printf("  acquire wait         p50 %.1f us  p99 %.1f us  max %.1f us\n",
+                static_cast<double>(s.wait_p50_ns) / 1e3, static_cast<double>(s.wait_p99_ns) / 1e3,
+                static_cast<double>(s.wait_max_ns) / 1e3);
+  }
   std::printf("  throughput           %.1f frames/s  %.3f GB/s  (requested %.1f fps x %s)\n", s.fps, s.gbps, o.fps,
               human_bytes(o.frame_bytes).c_str());
   std::printf("  pool                 %zu buffers of %s, high water %zu, waits %llu\n", s.pool.size,
@@ -424,7 +493,8 @@ void print_summary_text(const Summary& s) {
   std::printf("  preview              %llu frames (every %llu, %llu skipped while busy)", u(s.preview_frames),
               u(o.preview_every), u(s.preview_skipped));
   if (s.preview_frames > 0) {
-    std::printf(", last #%llu mean %.1f, histogram [", u(s.preview.frame_number), s.preview.mean);
+    if (s.source == "sim") std::printf(", last #%llu", u(s.preview.frame_number));  // a camera frame has no header
+    std::printf(" mean %.1f, histogram [", s.preview.mean);
     std::uint64_t peak = 1;
     for (const std::uint64_t c : s.preview.histogram) peak = c > peak ? c : peak;
     static constexpr char shades[] = " .:-=+*#%@";
@@ -432,11 +502,22 @@ void print_summary_text(const Summary& s) {
     std::printf("]");
   }
   std::printf("\n");
+  std::fputs(s.publish_text.c_str(), stdout);
+  print_serve_text(s.serve);
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) print_encoder_text(*s.encoder, s.delivered);
+#endif
   if (s.allocs_counted) {
     std::printf(
         "  hot-path heap allocations after warm-up: %llu  (frames %llu..%llu; Bytes::copy_from fallbacks made "
         "%llu more, by design)\n",
         u(s.hot_allocs), u(warmup_frames + 1), u(s.delivered), u(s.fallback_allocs));
+    if (s.source != "sim")
+      std::printf("  Aravis's threads allocated %llu times meanwhile (%.2f per frame; not our code)\n",
+                  u(s.library_allocs),
+                  s.delivered > warmup_frames
+                      ? static_cast<double>(s.library_allocs) / static_cast<double>(s.delivered - warmup_frames)
+                      : 0.0);
   } else if (!alloc_hook::enabled) {
     std::printf("  hot-path heap allocations after warm-up: not counted (a sanitizer owns malloc)\n");
   } else {
@@ -448,10 +529,14 @@ void print_summary_text(const Summary& s) {
                 u(s.sensor_late));
   if (s.integrity_failures > 0) {
     std::printf("  first failure        frame %llu: %s (byte offset %zu)\n", u(s.first_failure.frame_number),
-                to_string(s.first_failure.fault), s.first_failure.offset);
+                s.failure_reason != nullptr ? s.failure_reason : to_string(s.first_failure.fault),
+                s.first_failure.offset);
   }
   std::printf("result: %s\n", s.exit_code == 0            ? "PASS"
                               : s.integrity_failures != 0 ? "FAIL (data-integrity failure)"
+                              : s.publish_failed          ? "FAIL (publishing lost a buffer or a send failed)"
+                              : !s.camera_error.empty()   ? "FAIL (the camera was lost)"
+                              : encoder_failed(s)         ? "FAIL (the encoder failed)"
                                                           : "FAIL (the writer lost frames)");
   std::fflush(stdout);
 }
@@ -513,8 +598,29 @@ void print_summary_json(const Summary& s) {
               s.integrity_failures == 0
                   ? "null"
                   : json_string(std::string("frame ") + std::to_string(s.first_failure.frame_number) + ": " +
-                                to_string(s.first_failure.fault))
+                                (s.failure_reason != nullptr ? s.failure_reason : to_string(s.first_failure.fault)))
                         .c_str());
+  std::printf("  \"publish\": %s,\n", s.publish_json.c_str());
+  std::printf("  \"serve\": %s,\n", serve_json(s.serve).c_str());
+  std::printf(
+      "  \"source\": %s,\n  \"camera\": %s,\n  \"verification\": %s,\n  \"copies_per_frame\": %llu,\n"
+      "  \"frames_lost_to_underruns\": %llu,\n  \"failed_buffers\": %llu,\n  \"frames_unchecked\": %llu,\n"
+      "  \"library_allocations\": %s,\n  \"camera_error\": %s,\n",
+      json_string(s.source).c_str(), json_string(s.camera).c_str(), json_string(s.verification).c_str(),
+      u(s.copies_per_frame), u(s.source == "sim" ? 0 : s.overruns), u(s.failed_buffers), u(s.unchecked),
+      s.allocs_counted ? std::to_string(s.library_allocs).c_str() : "null",
+      s.camera_error.empty() ? "null" : json_string(s.camera_error).c_str());
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (s.encoder) {
+    std::printf("  \"encoder\": %s,\n", encoder_json(*s.encoder, json_string(s.encoder->path),
+                                                     s.encoder->error.empty() ? "null" : json_string(s.encoder->error))
+                                            .c_str());
+  } else {
+    std::printf("  \"encoder\": null,\n");
+  }
+#else
+  std::printf("  \"encoder\": null,\n");
+#endif
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }
@@ -523,7 +629,10 @@ void print_summary_json(const Summary& s) {
 
 /// Sets up the pipeline, runs it until --duration, --frames or a signal,
 /// shuts it down in order and prints the summary. Returns the exit code.
-int run(const Options& opt) {
+int run(const Options& requested) {
+  Options opt = requested;  // --source=aravis: frame_bytes becomes the camera's payload
+  alloc_hook::mark_pipeline_thread();
+  const bool use_camera = is_aravis_source(opt.source);
   OutputFile out;
   if (std::string error; !out.open(opt.out, error)) {
     if (opt.out.empty()) {
@@ -544,50 +653,192 @@ int run(const Options& opt) {
     (void)::posix_fallocate(out.fd(), 0, static_cast<off_t>(temp_file_rewind_bytes));
   }
 
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<Encoder> encoder;
+  if (!opt.encode.empty()) {
+    encoder.emplace();
+    if (std::string error; !encoder->open(opt.encode, opt.frame_bytes, opt.fps, error)) {
+      std::fprintf(stderr, "frame_pipeline: --encode=%s: %s\n", opt.encode.c_str(), error.c_str());
+      out.discard();
+      return 2;
+    }
+  }
+#endif
+
   // Everything that allocates happens here, before the first frame.
   std::optional<daq_pool::BufferPool> pool;
   std::optional<SimulatedCamera> camera;
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+  std::optional<CameraAcquisition> aravis;  // --source=aravis: the camera writes into the pool
+#endif
   try {
-    pool.emplace(opt.pool, opt.frame_bytes);  // page-aligned, prefaulted buffers
-    camera.emplace(sdk_ring_slots, opt.frame_bytes, opt.fps, opt.frames, opt.corrupt_every);
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+    if (use_camera) {
+      // Aravis's threads allocate for themselves (GigE Vision: frame
+      // bookkeeping, heartbeat packets): counted apart.
+      alloc_hook::classify_threads.store(true, std::memory_order_relaxed);
+      aravis.emplace(opt);
+      opt.frame_bytes = aravis->payload();
+      pool.emplace(aravis->pool());
+    }
+#endif
+    if (!use_camera) {
+      daq_pool::BufferPoolOptions pool_options;
+      pool_options.shared_memory = !opt.serve.empty();        // --serve: in one memfd other processes can map
+      pool.emplace(opt.pool, opt.frame_bytes, pool_options);  // page-aligned, prefaulted buffers
+      camera.emplace(sdk_ring_slots, opt.frame_bytes, opt.fps, opt.frames, opt.corrupt_every);
+    }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "frame_pipeline: cannot set up %zu + %zu frames of %zu bytes: %s\n", opt.pool, sdk_ring_slots,
-                 opt.frame_bytes, e.what());
+    if (use_camera) {
+      std::fprintf(stderr, "frame_pipeline: --source=%s: cannot set up the camera: %s\n", opt.source.c_str(), e.what());
+    } else {
+      std::fprintf(stderr, "frame_pipeline: cannot set up %zu + %zu frames of %zu bytes: %s\n", opt.pool,
+                   sdk_ring_slots, opt.frame_bytes, e.what());
+    }
     out.discard();
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (encoder) encoder->discard();
+#endif
     return 2;
+  }
+  FrameServer server;
+  if (!opt.serve.empty()) {
+    if (const std::optional<std::string> error = server.start(*pool, opt.serve)) {
+      std::fprintf(stderr, "frame_pipeline: --serve=%s: %s\n", opt.serve.c_str(), error->c_str());
+      out.discard();
+      return 2;
+    }
   }
   const std::size_t queue_capacity = opt.pool + sdk_ring_slots;  // every pooled frame plus a ring's worth of heap ones
   Queues queues{FrameQueue(queue_capacity), FrameQueue(4), FrameQueue(queue_capacity)};
+  if (!opt.serve.empty()) queues.server = &server;
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::optional<FrameQueue> encoder_queue;
+  if (encoder) queues.encoder = &encoder_queue.emplace(encoder_queue_frames);
+#endif
   std::atomic<bool> throttle_on{true};
   Writer writer(out.fd(), opt.writer_mbps, throttle_on, out.temporary() ? temp_file_rewind_bytes : 0);
   Preview preview;
   Verifier verifier(opt.frame_bytes);
   AcquisitionStats acq;
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+  CameraFrameQueue camera_frames(use_camera ? queue_capacity : 1);  // the verifier needs each frame's id
+  CameraVerifier camera_verifier(aravis ? aravis->pattern() : nullptr);
+#endif
 
   // Progress and the run header go to stdout, or to stderr when stdout
   // carries the JSON summary.
   std::FILE* info = opt.json ? stderr : stdout;
+#if FRAME_PIPELINE_HAVE_ZMQ
+  std::optional<Publisher> publisher;
+  std::optional<FrameQueue> network_queue;
+  if (!opt.publish.empty()) {
+    try {
+      publisher.emplace(opt);
+    } catch (const daq_pool::zmq::zmq_error& e) {
+      std::fprintf(stderr,
+                   "frame_pipeline: --publish=%s: %s; allowed: an endpoint to bind, tcp://HOST:PORT (PORT * for a free "
+                   "port) or ipc://PATH\n",
+                   opt.publish.c_str(), e.what());
+      out.discard();
+      return 2;
+    }
+    network_queue.emplace(queue_capacity);
+    queues.network = &*network_queue;
+    // Always printed (also with --quiet): a receiver needs the real port.
+    std::fprintf(info, "frame_pipeline: publishing frames (%s, high-water mark %llu) on %s\n",
+                 to_string(opt.publish_mode), static_cast<unsigned long long>(opt.publish_hwm),
+                 publisher->endpoint().c_str());
+    std::fflush(info);
+  }
+#endif
   Progress progress(info, !opt.quiet);
-  if (!opt.quiet) {
+  if (!opt.quiet && use_camera) {
+    std::fprintf(info, "frame_pipeline: --source=%s, %s frames, pool of %zu, zero copy, writer -> %s%s",
+                 opt.source.c_str(), human_bytes(opt.frame_bytes).c_str(), opt.pool, out.path().c_str(),
+                 out.temporary() ? " (temporary)" : "");
+  } else if (!opt.quiet) {
     std::fprintf(info,
                  "frame_pipeline: %s frames at %g fps, %zu-slot SDK ring, pool of %zu, timeout %llu ms, "
                  "on-exhausted=%s, writer -> %s%s",
                  human_bytes(opt.frame_bytes).c_str(), opt.fps, sdk_ring_slots, opt.pool,
                  static_cast<unsigned long long>(opt.timeout_ms), to_string(opt.on_exhausted), out.path().c_str(),
                  out.temporary() ? " (temporary)" : "");
+  }
+  if (!opt.quiet) {
     if (opt.writer_mbps > 0) std::fprintf(info, " at %g MB/s", opt.writer_mbps);
+    if (!opt.encode.empty()) std::fprintf(info, ", encoder (FFV1) -> %s", opt.encode.c_str());
     if (opt.frames != 0) std::fprintf(info, ", %llu frames", static_cast<unsigned long long>(opt.frames));
     if (opt.frames == 0 || opt.duration_given) std::fprintf(info, ", %g s", opt.duration_s);
     std::fprintf(info, "\n");
     std::fflush(info);
   }
 
-  std::thread writer_thread([&] { writer.run(queues.writer); });
-  std::thread preview_thread([&] { preview.run(queues.preview); });
-  std::thread verifier_thread([&] { verifier.run(queues.verifier); });
-  std::thread acquisition_thread([&] { acquisition_loop(*camera, *pool, opt, queues, acq); });
+  std::thread writer_thread([&] {
+    alloc_hook::mark_pipeline_thread();
+    writer.run(queues.writer);
+  });
+  std::thread preview_thread([&] {
+    alloc_hook::mark_pipeline_thread();
+    preview.run(queues.preview);
+  });
+  std::thread verifier_thread([&] {
+    alloc_hook::mark_pipeline_thread();
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+    if (use_camera) return camera_verifier.run(camera_frames);
+#endif
+    verifier.run(queues.verifier);
+  });
+  std::thread acquisition_thread([&] {
+    alloc_hook::mark_pipeline_thread();
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+    if (use_camera) {
+      // No SDK ring, no copy, no pool wait: the frame is already in a pool
+      // buffer. Its views go to the same consumers.
+      std::uint64_t delivered = 0;
+      aravis->run([&](daq_pool::aravis::Frame&& frame) {
+        acq.pooled.fetch_add(1, std::memory_order_relaxed);
+        fan_out(frame.data, opt, queues, acq, delivered);
+        camera_frames.push(frame);
+        count_delivered(acq, delivered);
+      });
+      acq.end = Clock::now();
+      return;
+    }
+#endif
+    acquisition_loop(*camera, *pool, opt, queues, acq);
+  });
+#if FRAME_PIPELINE_HAVE_ZMQ
+  std::thread publisher_thread;
+  if (publisher)
+    publisher_thread = std::thread([&] {
+      alloc_hook::mark_pipeline_thread();
+      publisher->run(*network_queue);
+    });
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  std::thread encoder_thread;
+  if (encoder)
+    encoder_thread = std::thread([&] {
+      alloc_hook::mark_pipeline_thread();
+      encoder->run(*encoder_queue);
+    });
+#endif
   const auto start = Clock::now();
-  camera->start();
+  if (camera) camera->start();
+  // The source's own view of its progress.
+  const auto source_done = [&] {
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+    if (aravis) return aravis->done();
+#endif
+    return opt.frames != 0 && camera->sensor_done();
+  };
+  const auto overruns = [&]() -> std::uint64_t {
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+    if (aravis) return aravis->stats().underruns;
+#endif
+    return camera->overruns();
+  };
 
   const bool timed = opt.frames == 0 || opt.duration_given;
   const auto deadline =
@@ -604,15 +855,18 @@ int run(const Options& opt) {
       stop_reason = "duration";
       break;
     }
-    if (opt.frames != 0 && camera->sensor_done()) {
+    if (source_done()) {
       stop_reason = "frames";
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+      if (aravis && !aravis->error().empty()) stop_reason = "camera_lost";
+#endif
       break;
     }
     if (now >= next_print) {
       const daq_pool::BufferPoolStats ps = pool->stats();
       progress.print(std::chrono::duration<double>(now - start).count(), acq.delivered.load(std::memory_order_relaxed),
                      ps.in_use, ps.size, ps.waits, acq.fallbacks.load(std::memory_order_relaxed),
-                     acq.dropped.load(std::memory_order_relaxed), camera->overruns());
+                     acq.dropped.load(std::memory_order_relaxed), overruns());
       next_print += progress.interval();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -623,17 +877,39 @@ int run(const Options& opt) {
   // queue. Lifting the writer's throttle keeps a simulated slow disk from
   // holding up Ctrl-C.
   throttle_on.store(false);
-  camera->stop();
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) publisher->stop_soon();  // a receiver that never takes the frames won't hold up Ctrl-C
+#endif
+  if (camera) camera->stop();
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+  if (aravis) aravis->request_stop();
+#endif
   acquisition_thread.join();
+  server.stop();  // subscribers see the end of the stream; the server's views go
   pool->close();
   queues.writer.close();
   queues.preview.close();
   queues.verifier.close();
+  if (queues.encoder != nullptr) queues.encoder->close();
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+  camera_frames.close();
+#endif
   writer_thread.join();
   preview_thread.join();
   verifier_thread.join();
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) {
+    network_queue->close();
+    publisher_thread.join();
+    publisher->close();  // linger, terminate the context, then count the views ZeroMQ still holds
+  }
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder_thread.joinable()) encoder_thread.join();
+#endif
   const std::uint64_t allocs_end = alloc_hook::unexpected();
   const std::uint64_t expected_allocs_end = alloc_hook::expected();
+  const std::uint64_t library_allocs_end = alloc_hook::library();
   progress.finish();
 
   Summary s;
@@ -642,16 +918,16 @@ int run(const Options& opt) {
   s.out_temporary = out.temporary();
   s.stop_reason = stop_reason;
   s.elapsed_s = std::chrono::duration<double>(acq.end - start).count();
-  s.produced = camera->exposures();
+  s.produced = camera ? camera->exposures() : 0;
   s.delivered = acq.delivered.load();
   s.pooled = acq.pooled.load();
   s.verified = verifier.verified();
   s.dropped = acq.dropped.load();
   s.fallbacks = acq.fallbacks.load();
-  s.overruns = camera->overruns();
+  s.overruns = overruns();
   s.exhausted = acq.exhausted.load();
   s.blocked = acq.blocked.load();
-  s.sensor_late = camera->late_restarts();
+  s.sensor_late = camera ? camera->late_restarts() : 0;
   s.integrity_failures = verifier.failures();
   s.first_failure = verifier.first_failure();
   s.wait_p50_ns = acq.acquire_wait.quantile(0.50);
@@ -665,6 +941,7 @@ int run(const Options& opt) {
   if (s.allocs_counted) {
     s.hot_allocs = allocs_end - acq.allocs_at_warmup;
     s.fallback_allocs = expected_allocs_end - acq.expected_allocs_at_warmup;
+    s.library_allocs = library_allocs_end - acq.library_allocs_at_warmup;
   }
   s.writer_frames = writer.frames();
   s.writer_bytes = writer.bytes();
@@ -678,11 +955,55 @@ int run(const Options& opt) {
   s.writer_queue_high = queues.writer.high_water();
   s.preview_queue_high = queues.preview.high_water();
   s.verifier_queue_high = queues.verifier.high_water();
+#if FRAME_PIPELINE_HAVE_ZMQ
+  if (publisher) {
+    s.publish_text = publisher->text(alloc_hook::library(), alloc_hook::enabled);
+    s.publish_json = publisher->json(json_string, alloc_hook::library(), alloc_hook::enabled);
+    s.publish_failed = publisher->failed();
+  }
+#endif
+  s.serve = server.stats();
+#if defined(FRAME_PIPELINE_HAVE_ARAVIS)
+  if (aravis) {
+    // Every camera frame is delivered, failed (incomplete, re-queued) or
+    // lost to an underrun: that sum is what the camera produced.
+    const daq_pool::aravis::CameraSourceStats cs = aravis->stats();
+    s.source = opt.source;
+    s.camera = aravis->model() + " (" + aravis->device() + ")" +
+               (aravis->pattern() != nullptr ? ", " + aravis->geometry() : "");
+    s.copies_per_frame = 0;
+    s.failed_buffers = cs.failed;
+    s.produced = s.delivered + cs.failed + cs.underruns;
+    s.verified = camera_verifier.verified();
+    s.integrity_failures = camera_verifier.failures();
+    s.unchecked = camera_verifier.unchecked();
+    const auto [id, why] = camera_verifier.first_failure();
+    s.first_failure.frame_number = id;
+    s.failure_reason = why;
+    s.verification = aravis->pattern() != nullptr ? "every pixel against Aravis's fake camera pattern"
+                                                  : "off: not Aravis's fake camera, whose pattern is known";
+    s.camera_error = aravis->error();
+    s.verifier_queue_high = camera_frames.high_water();
+    // The source holds the buffers queued in the camera until it goes: then
+    // every buffer is back, and the pool's counters balance.
+    aravis.reset();
+    s.pool = pool->stats();
+  }
+#endif
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+  if (encoder) {
+    s.encoder = encoder->stats();
+    s.encoder->skipped = acq.encoder_skipped.load();
+    if (!s.encoder->error.empty())
+      std::fprintf(stderr, "frame_pipeline: --encode=%s failed: %s (%llu frames not encoded)\n", opt.encode.c_str(),
+                   s.encoder->error.c_str(), static_cast<unsigned long long>(s.encoder->lost));
+  }
+#endif
 
   // Every delivered frame must have reached the verifier and the writer;
   // every exposure is accounted for exactly once.
-  const bool conserved = s.produced == s.delivered + s.dropped + s.overruns;
-  if (!conserved || s.verified + s.integrity_failures != s.delivered) {
+  const bool conserved = s.produced == s.delivered + s.dropped + s.overruns + s.failed_buffers;
+  if (!conserved || s.verified + s.integrity_failures + s.unchecked != s.delivered) {
     std::fprintf(stderr,
                  "frame_pipeline: frames unaccounted for: produced %llu != delivered %llu + dropped %llu + overruns "
                  "%llu, or verified %llu + failed %llu != delivered\n",
@@ -695,7 +1016,11 @@ int run(const Options& opt) {
     std::fprintf(stderr, "frame_pipeline: writing %s failed: %s (%llu frames lost)\n", out.path().c_str(),
                  error_text(s.writer_errno).c_str(), static_cast<unsigned long long>(s.writer_lost));
   }
-  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0) ? 1 : 0;
+  if (!s.camera_error.empty()) std::fprintf(stderr, "frame_pipeline: %s\n", s.camera_error.c_str());
+  s.exit_code = (s.integrity_failures != 0 || s.writer_errno != 0 || s.publish_failed || !s.camera_error.empty() ||
+                 encoder_failed(s))
+                    ? 1
+                    : 0;
 
   if (opt.json) {
     print_summary_json(s);
@@ -720,9 +1045,24 @@ int main(int argc, char** argv) {
     std::fputs(usage_text(argv[0]).c_str(), stdout);
     return 0;
   }
+  if (!opt.serve.empty() && !FrameServer::available()) {
+    std::fprintf(stderr, "frame_pipeline: --serve: not built with daq_pool::shm (Linux only)\n");
+    return 2;
+  }
   if (const auto error = check_memory(opt)) {
     std::fprintf(stderr, "frame_pipeline: %s\n", error->message.c_str());
     return 2;
+  }
+  if (!opt.encode.empty()) {
+#if defined(FRAME_PIPELINE_HAVE_FFMPEG)
+    if (const auto error = encode_geometry_error(opt.frame_bytes)) {
+      std::fprintf(stderr, "frame_pipeline: %s\n", error->c_str());
+      return 2;
+    }
+#else
+    std::fprintf(stderr, "frame_pipeline: --encode: not built with FFmpeg (libavcodec, libavformat)\n");
+    return 2;
+#endif
   }
   install_signal_handlers();
   try {

@@ -2,8 +2,11 @@
 // out as PooledBuffer and shared as Bytes views, without allocating.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -22,7 +25,26 @@
 #include <vector>
 #endif
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
+
+/// Where the buffers of a shared-memory BufferPool live
+/// (BufferPoolOptions::shared_memory): one memfd of `size` bytes holding
+/// buffer i at offset i * stride, for i < count, each `capacity` bytes long.
+/// What a frame server sends another process so that it can map the file
+/// and find a frame by its offset (daq_pool/shm.hpp).
+struct SharedMemoryRegion {
+  /// The memfd. Owned by the pool: open while any handle, PooledBuffer or
+  /// view of the pool lives; don't close it. Pass it on with SCM_RIGHTS.
+  int fd = -1;
+  std::size_t size = 0;             ///< the file's size: what another process maps
+  std::size_t count = 0;            ///< buffers
+  std::size_t capacity = 0;         ///< bytes each buffer holds
+  std::size_t stride = 0;           ///< distance between buffers (debug builds: canary room included)
+  const std::byte* base = nullptr;  ///< this process's (writable) mapping of the file
+  /// True if the file refuses every new writable mapping
+  /// (F_SEAL_FUTURE_WRITE, Linux >= 5.1): nobody else can write into it.
+  bool write_sealed = false;
+};
 
 /// `pool_size` byte buffers of `buffer_capacity` bytes each, allocated,
 /// aligned and (by default) prefaulted once at construction, then lent out
@@ -41,8 +63,10 @@ class BufferPool {
  public:
   /// Reserves the buffers. Throws std::invalid_argument naming the argument
   /// if pool_size or buffer_capacity is 0, pool_size * buffer_capacity
-  /// overflows, options.alignment is not a power of two, or only one of
-  /// options.allocate / options.deallocate is given; std::bad_alloc (with a
+  /// overflows, options.alignment is not a power of two, only one of
+  /// options.allocate / options.deallocate is given, or
+  /// options.shared_memory is asked with an allocator or outside Linux;
+  /// std::bad_alloc (with a
   /// message naming the sizes) if the memory can't be had. Whatever was
   /// allocated before a failure is released.
   BufferPool(std::size_t pool_size, std::size_t buffer_capacity, BufferPoolOptions options = {})
@@ -52,28 +76,28 @@ class BufferPool {
   /// A free buffer (size 0), waiting as long as it takes. Throws pool_closed
   /// once the pool is closed (also while waiting). Thread-safe; lock-free
   /// fast path; never allocates.
-  PooledBuffer acquire(DAQ_POOL_DETAIL_WHERE) { return fresh(pool_.acquire(DAQ_POOL_DETAIL_PASS_WHERE)); }
+  PooledBuffer acquire(source_location where = source_location::current()) { return fresh(pool_.acquire(where)); }
 
   /// A free buffer if there is one right now, else nothing (also when
   /// closed). Thread-safe, lock-free, never blocks, never allocates.
-  std::optional<PooledBuffer> try_acquire(DAQ_POOL_DETAIL_WHERE) noexcept {
-    return wrap(pool_.try_acquire(DAQ_POOL_DETAIL_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire(source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire(where));
   }
 
   /// A free buffer, waiting at most `timeout` (seed `try_acquire_timeout`);
   /// nothing on timeout or close. Thread-safe, never allocates.
   template <class Rep, class Period>
-  std::optional<PooledBuffer> try_acquire_for(
-      std::chrono::duration<Rep, Period> timeout DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return wrap(pool_.try_acquire_for(timeout DAQ_POOL_DETAIL_AND_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                              source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire_for(timeout, where));
   }
 
   /// A free buffer, waiting until `deadline` at the latest; nothing on
   /// timeout or close. Thread-safe, never allocates.
   template <class Clock, class Duration>
-  std::optional<PooledBuffer> try_acquire_until(
-      std::chrono::time_point<Clock, Duration> deadline DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return wrap(pool_.try_acquire_until(deadline DAQ_POOL_DETAIL_AND_PASS_WHERE));
+  std::optional<PooledBuffer> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline,
+                                                source_location where = source_location::current()) noexcept {
+    return wrap(pool_.try_acquire_until(deadline, where));
   }
 
   /// Number of buffers. Thread-safe; never allocates.
@@ -102,6 +126,29 @@ class BufferPool {
     return st;
   }
 
+  /// The memfd and geometry of a pool made with
+  /// BufferPoolOptions::shared_memory; nothing for any other pool.
+  /// Thread-safe; never allocates.
+  std::optional<SharedMemoryRegion> shared_memory() const noexcept {
+    if (shared_.fd < 0) return std::nullopt;
+    return shared_;
+  }
+
+  /// Where `view` starts in the shared-memory file: the offset of its first
+  /// byte, if the pool is shared and `view` is a non-empty view of one of its
+  /// buffers (a heap copy or another pool's view gives nothing). With the
+  /// view's size, that is what another process needs to find the bytes.
+  /// Thread-safe; never allocates.
+  std::optional<std::size_t> shared_offset(const Bytes& view) const noexcept {
+    if (shared_.fd < 0 || view.empty()) return std::nullopt;
+    // Compare addresses as integers: pointers into different objects have no
+    // order in C++.
+    const auto first = reinterpret_cast<std::uintptr_t>(shared_.base);
+    const auto at = reinterpret_cast<std::uintptr_t>(view.data());
+    if (at < first || at - first >= shared_.size || view.size() > shared_.size - (at - first)) return std::nullopt;
+    return static_cast<std::size_t>(at - first);
+  }
+
 #if DAQ_POOL_DEBUG
   /// Debug builds only (DAQ_POOL_DEBUG): the buffers out right now (as
   /// PooledBuffer, or frozen with a view alive), each with its slot and
@@ -113,7 +160,17 @@ class BufferPool {
   BufferPool(const std::shared_ptr<detail::BufferMemory>& memory, std::size_t pool_size, std::size_t capacity)
       : pool_(pool_size, factory(memory, capacity), reset(memory->zero_on_release())),
         capacity_(capacity),
-        bytes_reserved_(memory->bytes_reserved()) {}
+        bytes_reserved_(memory->bytes_reserved()) {
+    if (memory->shared_fd() >= 0) {
+      shared_.fd = memory->shared_fd();
+      shared_.size = memory->shared_size();
+      shared_.count = pool_size;
+      shared_.capacity = capacity;
+      shared_.stride = memory->buffer_stride();
+      shared_.base = memory->region();
+      shared_.write_sealed = memory->write_sealed();
+    }
+  }
 
   static std::function<detail::Buffer()> factory(const std::shared_ptr<detail::BufferMemory>& memory,
                                                  std::size_t capacity) {
@@ -162,6 +219,7 @@ class BufferPool {
   Pool<detail::Buffer> pool_;
   std::size_t capacity_;
   std::size_t bytes_reserved_;
+  SharedMemoryRegion shared_;  // fd -1 unless shared_memory
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -2,7 +2,10 @@
 // of a heap copy), three words wide.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -12,7 +15,7 @@
 
 #include "daq_pool/detail/buffer.hpp"
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 class PooledBuffer;
 
@@ -124,6 +127,80 @@ class Bytes {
   /// leaves `*this` unchanged. Thread-safe; never allocates.
   std::optional<PooledBuffer> try_into_mut() &&;
 
+  // ---- raw handles, for C callbacks ---------------------------------------
+  // A C library that takes foreign memory (ZeroMQ's zmq_msg_init_data,
+  // FFmpeg's av_buffer_create, GStreamer's gst_buffer_new_wrapped_full)
+  // keeps a `void*` and calls a free function with it later, on a thread of
+  // its own, possibly after the call that handed the memory over returned
+  // and after every daq_pool object of the caller is gone. A raw handle is
+  // that `void*`: it owns one reference to the view's storage (the pooled
+  // buffer or heap block), which keeps the bytes, the buffer and the pool's
+  // storage alive until the reference is dropped. Ownership rules:
+  //  - into_raw() moves the view's reference into the handle (the view
+  //    becomes empty); nothing is copied or allocated;
+  //  - every handle is consumed exactly once: by release_raw() (drop the
+  //    reference, from any thread, e.g. inside the C library's free
+  //    callback) or by from_raw() (turn it back into a view);
+  //  - the handle says nothing about which bytes the view covered: pass the
+  //    data pointer and size to the C library alongside it (they stay valid
+  //    as long as the handle lives).
+
+  /// Moves this view's reference into an opaque handle for a C API's
+  /// `void* user_data`; `*this` becomes empty. nullptr for a view that holds
+  /// nothing (empty). The handle must be consumed exactly once, by
+  /// release_raw() or from_raw(). Never allocates, never touches the count.
+  [[nodiscard]] void* into_raw() && noexcept {
+    void* raw = ctrl_;
+    data_ = nullptr;
+    size_ = 0;
+    ctrl_ = nullptr;
+    return raw;
+  }
+
+  /// Drops the reference a handle from into_raw() holds; the last reference
+  /// of a pooled buffer returns it to its pool (running the pool's reset on
+  /// the calling thread). nullptr is a no-op. Thread-safe: call it from any
+  /// thread, e.g. a C library's free callback. Never allocates, never throws.
+  static void release_raw(void* raw) noexcept { Bytes(nullptr, 0, static_cast<detail::BytesControl*>(raw)).reset(); }
+
+  /// Turns a handle from into_raw() back into a view of the whole storage it
+  /// refers to: a frozen buffer's bytes (its size when frozen) or a heap
+  /// copy's. nullptr gives an empty view. Consumes the handle. Never
+  /// allocates.
+  static Bytes from_raw(void* raw) noexcept {
+    auto* c = static_cast<detail::BytesControl*>(raw);
+    if (c == nullptr) return Bytes();
+    const std::span<const std::byte> all = detail::storage_of(c);
+    return Bytes(all.data(), all.size(), c);
+  }
+
+  /// Turns a handle back into a view of `part`, which must lie inside the
+  /// handle's storage (e.g. the data pointer and size a C free callback gets
+  /// back). Consumes the handle, except when it throws std::out_of_range
+  /// (part outside the storage, or a non-empty part with a null handle):
+  /// then the handle still holds its reference. Never allocates (except the
+  /// exception's message).
+  static Bytes from_raw(void* raw, std::span<const std::byte> part) {
+    auto* c = static_cast<detail::BytesControl*>(raw);
+    if (c == nullptr) {
+      if (!part.empty()) throw std::out_of_range("daq_pool::Bytes::from_raw: a null handle holds no bytes");
+      return Bytes();
+    }
+    const std::span<const std::byte> all = detail::storage_of(c);
+    // Compare addresses as integers: pointers into different objects have no
+    // order in C++.
+    const auto first = reinterpret_cast<std::uintptr_t>(all.data());
+    const auto at = reinterpret_cast<std::uintptr_t>(part.data());
+    if (at < first || at - first > all.size() || part.size() > all.size() - (at - first))
+      throw std::out_of_range("daq_pool::Bytes::from_raw: part (" + std::to_string(part.size()) +
+                              " bytes) is not inside the handle's " + std::to_string(all.size()) + " bytes");
+    if (part.empty()) {
+      release_raw(raw);  // an empty view holds nothing
+      return Bytes();
+    }
+    return Bytes(part.data(), part.size(), c);
+  }
+
   /// Compares contents (not identity). Never allocates.
   friend bool operator==(const Bytes& a, const Bytes& b) noexcept {
     return a.size_ == b.size_ && (a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);
@@ -162,7 +239,7 @@ static_assert(sizeof(Bytes) <= 3 * sizeof(void*), "a Bytes view is three words: 
 /// Exchanges two views. Never allocates.
 inline void swap(Bytes& a, Bytes& b) noexcept { a.swap(b); }
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE
 
 // PooledBuffer completes Bytes::try_into_mut.
 #include "daq_pool/pooled_buffer.hpp"

@@ -2,10 +2,11 @@
 // Pool::outstanding() / BufferPool::outstanding() report them with.
 //
 // DAQ_POOL_DEBUG is 1 by default when NDEBUG is not defined (Debug builds)
-// and 0 otherwise; define it to 0 or 1 to choose. It must have the same
-// value in every translation unit of a program (it changes the layout of
-// pool slots and the signatures of the acquire functions, like
-// _GLIBCXX_DEBUG). When on:
+// and 0 otherwise; define it to 0 or 1 to choose (daq_pool/detail/abi.hpp).
+// The public signatures are the same in both modes; the mode selects the
+// inline ABI namespace (daq_pool::v0 or daq_pool::v0_debug), so translation
+// units built in different modes fail to link together instead of sharing
+// one Pool<T> with two layouts. When on:
 //  - every loan records where it was acquired (a std::source_location);
 //    Pool::outstanding() and BufferPool::outstanding() list the loans still
 //    out with those locations, and closing a pool with loans out prints them
@@ -17,20 +18,14 @@
 //    and guards every buffer it maps itself with `canary_bytes` canary bytes
 //    after its capacity, checked when the buffer returns: an overrun aborts
 //    with a message naming the buffer.
-// When off, none of this exists: no extra fields, no extra parameters, no
-// extra work.
+// When off, none of this exists: no extra fields, no extra work, and the
+// acquire functions' `where` parameter is an empty object.
 #pragma once
+
+#include "daq_pool/detail/abi.hpp"
 
 #include <cstddef>
 #include <cstdint>
-
-#if !defined(DAQ_POOL_DEBUG)
-#if defined(NDEBUG)
-#define DAQ_POOL_DEBUG 0
-#else
-#define DAQ_POOL_DEBUG 1
-#endif
-#endif
 
 #if DAQ_POOL_DEBUG
 #include <version>
@@ -41,16 +36,15 @@
 #include "daq_pool/detail/atomic.hpp"
 #endif
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
-#if DAQ_POOL_DEBUG
-
-#if defined(__cpp_lib_source_location)
-/// Where a loan was acquired.
+#if DAQ_POOL_DEBUG && defined(__cpp_lib_source_location)
+/// Where a loan was acquired: the defaulted last parameter of every acquire
+/// function (callers never write it). Debug builds: std::source_location.
 using source_location = std::source_location;
-#else
-/// Where a loan was acquired: std::source_location where the standard
-/// library has it, else this stand-in (the same builtins; e.g. clang 14 with
+#elif DAQ_POOL_DEBUG
+/// Where a loan was acquired: std::source_location's stand-in where the
+/// standard library lacks it (the same builtins; e.g. clang 14 with
 /// libstdc++ 12).
 class source_location {
  public:
@@ -74,7 +68,21 @@ class source_location {
   const char* function_ = "";
   std::uint_least32_t line_ = 0;
 };
+#else
+/// Where a loan was acquired, in release builds: nothing. An empty object,
+/// so the acquire functions keep one signature in every mode at no cost
+/// (nothing is stored, nothing is passed in registers once inlined).
+class source_location {
+ public:
+  static constexpr source_location current() noexcept { return {}; }
+  constexpr const char* file_name() const noexcept { return ""; }
+  constexpr const char* function_name() const noexcept { return ""; }
+  constexpr std::uint_least32_t line() const noexcept { return 0; }
+  constexpr std::uint_least32_t column() const noexcept { return 0; }
+};
 #endif
+
+#if DAQ_POOL_DEBUG
 
 namespace debug {
 /// Whether closing a pool with loans out prints them to stderr (debug builds;
@@ -92,20 +100,6 @@ struct OutstandingLoan {
 
 #endif  // DAQ_POOL_DEBUG
 
-// The acquire functions' extra parameter in debug builds: where the caller
-// acquired (defaulted, so callers never write it), and passing it on.
-#if DAQ_POOL_DEBUG
-#define DAQ_POOL_DETAIL_WHERE ::daq_pool::source_location where = ::daq_pool::source_location::current()
-#define DAQ_POOL_DETAIL_AND_WHERE , DAQ_POOL_DETAIL_WHERE
-#define DAQ_POOL_DETAIL_PASS_WHERE where
-#define DAQ_POOL_DETAIL_AND_PASS_WHERE , where
-#else
-#define DAQ_POOL_DETAIL_WHERE
-#define DAQ_POOL_DETAIL_AND_WHERE
-#define DAQ_POOL_DETAIL_PASS_WHERE
-#define DAQ_POOL_DETAIL_AND_PASS_WHERE
-#endif
-
 namespace debug {
 /// What BufferPool writes over the valid bytes of a returned buffer in debug
 /// builds (unless zero_on_release): stale reads of a returned frame show up
@@ -118,4 +112,4 @@ inline constexpr unsigned char canary_byte = 0xCA;
 inline constexpr std::size_t canary_bytes = DAQ_POOL_DEBUG ? 16 : 0;
 }  // namespace debug
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

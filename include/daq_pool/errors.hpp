@@ -1,9 +1,11 @@
 // Exceptions thrown by daq_pool.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <stdexcept>
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// Thrown by the blocking `acquire()` of a pool that has been closed (by
 /// `close()` or by the destruction of its last handle). Loans already out stay
@@ -15,4 +17,4 @@ class pool_closed : public std::runtime_error {
   pool_closed() : std::runtime_error("daq_pool: the pool is closed") {}
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

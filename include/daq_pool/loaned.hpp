@@ -1,6 +1,8 @@
 // Loaned<T>: exclusive, move-only access to one pooled item.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <optional>
 #include <utility>
@@ -8,7 +10,7 @@
 #include "daq_pool/debug.hpp"
 #include "daq_pool/detail/pool_core.hpp"
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 template <class T>
 class Pool;
@@ -72,12 +74,10 @@ class Loaned {
   /// A second loan from the same pool holding a copy of this item
   /// (copy-assigned into the new slot), or nothing if no slot is free or the
   /// pool is closed. Never blocks. Precondition: `*this` holds an item.
-  std::optional<Loaned> try_clone(DAQ_POOL_DETAIL_WHERE) const {
+  std::optional<Loaned> try_clone(source_location where = source_location::current()) const {
     detail::Slot<T>* s = core_->try_take_counted();
     if (s == nullptr) return std::nullopt;
-#if DAQ_POOL_DEBUG
     core_->note_acquired(*s, where);
-#endif
     Loaned copy(core_, s);  // returns the slot if the assignment throws
     copy.slot_->value = slot_->value;
     return std::optional<Loaned>(std::move(copy));
@@ -126,4 +126,4 @@ struct LoanAccess {
 
 static_assert(sizeof(Loaned<int>) == 2 * sizeof(void*), "a loan is two pointers");
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -1,10 +1,12 @@
 // Construction options of the pools.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <functional>
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// Options of a `Pool<T>`. Plain data; copy freely.
 struct PoolOptions {
@@ -30,6 +32,14 @@ struct BufferPoolOptions {
   /// Ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`) where the
   /// platform has them; ignored elsewhere. Fewer TLB misses on large frames.
   bool huge_pages = false;
+  /// Linux: place every buffer in one memfd (`memfd_create`), sealed against
+  /// resizing and against new writable mappings, so that other processes
+  /// can map the buffers read-only and see frames in place
+  /// (`daq_pool/shm.hpp`; `BufferPool::shared_memory()` gives the fd and the
+  /// geometry). Still aligned and prefaulted as asked; everything else is
+  /// unchanged. Not with `allocate`/`deallocate`, nor outside Linux
+  /// (std::invalid_argument).
+  bool shared_memory = false;
   /// Optional: allocates one buffer of `bytes` bytes aligned to `alignment`
   /// (e.g. pinned or DMA memory). Called once per buffer, only during
   /// construction; must return non-null aligned memory or throw. Give both
@@ -43,4 +53,4 @@ struct BufferPoolOptions {
   std::function<void(void* p, std::size_t bytes, std::size_t alignment)> deallocate;
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -2,6 +2,8 @@
 // without locks and without heap allocation.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -19,7 +21,7 @@
 #include <vector>
 #endif
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// A pool of `size` items of type T, built once by `factory`, then lent out as
 /// `Loaned<T>` and returned when the loan is destroyed.
@@ -29,6 +31,10 @@ namespace daq_pool {
 /// releasing are lock-free and never allocate; only construction and growth
 /// allocate. The pool's storage lives until the last handle *and* the last
 /// loan are gone; destroying the last handle closes the pool.
+///
+/// Every acquire function ends with a defaulted `where` parameter (callers
+/// never pass it): the caller's source location, which debug builds record
+/// for Pool::outstanding(); release builds make it an empty object.
 template <class T>
 class Pool {
  public:
@@ -63,19 +69,17 @@ class Pool {
   /// A free item, waiting as long as it takes. Spins briefly, then sleeps.
   /// Throws pool_closed once the pool is closed (also while waiting).
   /// Thread-safe; lock-free fast path; never allocates.
-  Loaned<T> acquire(DAQ_POOL_DETAIL_WHERE) {
+  Loaned<T> acquire(source_location where = source_location::current()) {
     detail::Slot<T>* s = core_->take_blocking();
     if (s == nullptr) throw pool_closed();
-#if DAQ_POOL_DEBUG
     core_->note_acquired(*s, where);
-#endif
     return Loaned<T>(core_, s);
   }
 
   /// A free item if there is one right now, else nothing (also when closed).
   /// Thread-safe, lock-free, never blocks, never allocates.
-  std::optional<Loaned<T>> try_acquire(DAQ_POOL_DETAIL_WHERE) noexcept {
-    return wrap(core_->try_take_counted() DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  std::optional<Loaned<T>> try_acquire(source_location where = source_location::current()) noexcept {
+    return wrap(core_->try_take_counted(), where);
   }
 
   /// A free item, waiting at most `timeout` (seed `try_acquire_timeout`).
@@ -83,26 +87,26 @@ class Pool {
   /// represent (e.g. duration::max()): until closed. Thread-safe, never
   /// allocates.
   template <class Rep, class Period>
-  std::optional<Loaned<T>> try_acquire_for(
-      std::chrono::duration<Rep, Period> timeout DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return try_acquire_until(detail::deadline_after(timeout) DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  std::optional<Loaned<T>> try_acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                           source_location where = source_location::current()) noexcept {
+    return try_acquire_until(detail::deadline_after(timeout), where);
   }
 
   /// A free item, waiting until `deadline` at the latest (an absolute time:
   /// wake-ups and retries never extend it). Nothing on timeout or close.
   /// Thread-safe, never allocates.
   template <class Clock, class Duration>
-  std::optional<Loaned<T>> try_acquire_until(
-      std::chrono::time_point<Clock, Duration> deadline DAQ_POOL_DETAIL_AND_WHERE) noexcept {
-    return wrap(core_->take_until(deadline) DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  std::optional<Loaned<T>> try_acquire_until(std::chrono::time_point<Clock, Duration> deadline,
+                                             source_location where = source_location::current()) noexcept {
+    return wrap(core_->take_until(deadline), where);
   }
 
   /// A free item; else, if the pool may still grow, a newly built one for the
   /// caller alone; else nothing. Never blocks. Thread-safe; lock-free while an
   /// item is free, takes the growth mutex otherwise. Allocates only when it
   /// grows; the factory's exceptions propagate.
-  std::optional<Loaned<T>> acquire_or_grow(DAQ_POOL_DETAIL_WHERE) {
-    return wrap(core_->take_or_grow() DAQ_POOL_DETAIL_AND_PASS_WHERE);
+  std::optional<Loaned<T>> acquire_or_grow(source_location where = source_location::current()) {
+    return wrap(core_->take_or_grow(), where);
   }
 
   /// Adds up to `count` items without passing max_size(); returns how many
@@ -135,15 +139,13 @@ class Pool {
 #endif
 
  private:
-  std::optional<Loaned<T>> wrap(detail::Slot<T>* s DAQ_POOL_DETAIL_AND_WHERE) noexcept {
+  std::optional<Loaned<T>> wrap(detail::Slot<T>* s, const source_location& where) noexcept {
     if (s == nullptr) return std::nullopt;
-#if DAQ_POOL_DEBUG
     core_->note_acquired(*s, where);
-#endif
     return std::optional<Loaned<T>>(Loaned<T>(core_, s));
   }
 
   detail::PoolCore<T>* core_;
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -2,6 +2,8 @@
 // frozen into shared Bytes views without copying or allocating.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,7 +17,7 @@
 #include "daq_pool/detail/buffer.hpp"
 #include "daq_pool/loaned.hpp"
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 class BufferPool;
 
@@ -130,4 +132,4 @@ inline std::optional<PooledBuffer> Bytes::try_into_mut() && {
       PooledBuffer(detail::LoanAccess::from_raw(std::exchange(b->core, nullptr), std::exchange(b->slot, nullptr))));
 }
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

@@ -1,10 +1,12 @@
 // Counters describing a pool.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
-namespace daq_pool {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 /// A snapshot of a pool's counters, taken by `Pool::stats()`.
 /// The fields are read one after another while other threads keep working, so
@@ -12,15 +14,15 @@ namespace daq_pool {
 /// thread is quiet they are exact: `available + in_use == size` and
 /// `acquires - releases == in_use`.
 struct PoolStats {
-  std::size_t size = 0;        ///< live slots (created by construction or growth, minus retired)
-  std::size_t available = 0;   ///< slots free right now
-  std::size_t in_use = 0;      ///< loans out right now
-  std::size_t high_water = 0;  ///< most loans out at once since construction (never above size)
-  std::uint64_t acquires = 0;  ///< successful acquisitions (every kind)
-  std::uint64_t releases = 0;  ///< loans returned
-  std::uint64_t misses = 0;    ///< acquisitions that found no free slot at first try
-  std::uint64_t waits = 0;     ///< acquisitions that had to sleep
-  std::uint64_t grows = 0;     ///< slots added by growth
+  std::size_t size = 0;              ///< live slots (created by construction or growth, minus retired)
+  std::size_t available = 0;         ///< slots free right now
+  std::size_t in_use = 0;            ///< loans out right now
+  std::size_t high_water = 0;        ///< most loans out at once since construction (never above size)
+  std::uint64_t acquires = 0;        ///< successful acquisitions (every kind)
+  std::uint64_t releases = 0;        ///< loans returned
+  std::uint64_t misses = 0;          ///< acquisitions that found no free slot at first try
+  std::uint64_t waits = 0;           ///< acquisitions that had to sleep
+  std::uint64_t grows = 0;           ///< slots added by growth
   std::uint64_t reset_failures = 0;  ///< reset functions that threw (item then rebuilt or retired)
   std::uint64_t retired = 0;         ///< slots retired because reset and factory both threw
 };
@@ -33,4 +35,4 @@ struct BufferPoolStats : PoolStats {
   std::size_t bytes_reserved = 0;   ///< buffer memory reserved at construction (with alignment padding)
 };
 
-}  // namespace daq_pool
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

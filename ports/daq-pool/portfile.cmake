@@ -7,6 +7,11 @@
 
 set(VCPKG_BUILD_TYPE release)  # header-only: one build, no debug tree
 
+# The features (aravis asio ffmpeg gstreamer shm zmq) only bring their
+# dependencies: every integration header is installed either way, and the
+# installed package config defines daq_pool::<feature> for each
+# find_package(daq_pool COMPONENTS <feature>) whose dependency it finds.
+
 get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 
 vcpkg_cmake_configure(
@@ -16,6 +21,7 @@ vcpkg_cmake_configure(
     -DDAQ_POOL_BUILD_BENCH=OFF
     -DDAQ_POOL_BUILD_EXAMPLES=OFF
     -DDAQ_POOL_INSTALL=ON
+    -DDAQ_POOL_REQUIRE_INTEGRATIONS=OFF
 )
 vcpkg_cmake_install()
 # The CMake package is daq_pool (the port is daq-pool), in share/daq_pool.

@@ -58,6 +58,14 @@ foreach(dep IN ITEMS concurrentqueue vcpkg-cmake vcpkg-cmake-config)
   endif()
 endforeach()
 
+# One feature per integration, named as the CMake components are.
+foreach(feature IN ITEMS aravis asio ffmpeg gstreamer shm zmq)
+  string(JSON description ERROR_VARIABLE err GET "${manifest}" features ${feature} description)
+  if(err)
+    string(APPEND problems "\n  vcpkg.json: no feature '${feature}' with a description")
+  endif()
+endforeach()
+
 file(READ "${PORT_DIR}/portfile.cmake" portfile)
 foreach(needle IN ITEMS "set(VCPKG_BUILD_TYPE release)" "-DDAQ_POOL_BUILD_TESTS=OFF" "-DDAQ_POOL_BUILD_BENCH=OFF"
                         "-DDAQ_POOL_BUILD_EXAMPLES=OFF" "vcpkg_cmake_install()" "vcpkg_cmake_config_fixup(PACKAGE_NAME daq_pool)"
@@ -69,7 +77,7 @@ foreach(needle IN ITEMS "set(VCPKG_BUILD_TYPE release)" "-DDAQ_POOL_BUILD_TESTS=
 endforeach()
 
 file(READ "${PORT_DIR}/usage" usage)
-foreach(needle IN ITEMS "find_package(daq_pool CONFIG REQUIRED)" "daq_pool::daq_pool")
+foreach(needle IN ITEMS "find_package(daq_pool CONFIG REQUIRED)" "daq_pool::daq_pool" "COMPONENTS" "daq_pool-zmq")
   string(FIND "${usage}" "${needle}" at)
   if(at EQUAL -1)
     string(APPEND problems "\n  usage: no '${needle}'")

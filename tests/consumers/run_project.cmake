@@ -1,12 +1,13 @@
 # cmake -P driver for the packaging tests: configures SOURCE_DIR in a fresh
 # BINARY_DIR with the given compiler and generator, builds it, then runs its
-# ctest cases, or installs it to INSTALL_PREFIX, or (EXPECT_CONFIGURE_FAILURE)
-# checks that the configure step fails with output matching that regex.
+# ctest cases, or installs it to INSTALL_PREFIX, or (EXPECT_CONFIGURE_FAILURE,
+# EXPECT_BUILD_FAILURE) checks that the configure or build step fails with
+# output matching that regex.
 #
 #   -DSOURCE_DIR= -DBINARY_DIR= -DGENERATOR= [-DMAKE_PROGRAM=] -DCXX_COMPILER=
 #   [-DBUILD_TYPE=] [-DARGS=-Da=1|-Db=2] ('|' separates extra configure args)
 #   [-DINSTALL_PREFIX= [-DREMOVE_AFTER_INSTALL=lib|debug]]
-#   [-DEXPECT_CONFIGURE_FAILURE=regex] [-DRUN_TESTS=OFF]
+#   [-DEXPECT_CONFIGURE_FAILURE=regex] [-DEXPECT_BUILD_FAILURE=regex] [-DRUN_TESTS=OFF]
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var IN ITEMS SOURCE_DIR BINARY_DIR GENERATOR CXX_COMPILER)
@@ -51,6 +52,18 @@ if(BUILD_TYPE)
   set(ctest_config -C "${BUILD_TYPE}")
 endif()
 step(configure ${configure})
+if(DEFINED EXPECT_BUILD_FAILURE)
+  execute_process(COMMAND "${CMAKE_COMMAND}" --build "${BINARY_DIR}" ${config}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "the build succeeded but must fail:\n${out}")
+  endif()
+  if(NOT out MATCHES "${EXPECT_BUILD_FAILURE}")
+    message(FATAL_ERROR "the build failed, but not with /${EXPECT_BUILD_FAILURE}/:\n${out}")
+  endif()
+  message(STATUS "build refused as expected")
+  return()
+endif()
 step(build "${CMAKE_COMMAND}" --build "${BINARY_DIR}" ${config})
 if(DEFINED INSTALL_PREFIX)
   file(REMOVE_RECURSE "${INSTALL_PREFIX}")

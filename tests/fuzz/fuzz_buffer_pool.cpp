@@ -1,7 +1,8 @@
 // libFuzzer harness for BufferPool / PooledBuffer / Bytes (issue 6): decodes
 // the input into acquire / try / timed try / write / oversize copies /
 // set_size / freeze / copy / slice (in and out of range) / try_into_mut /
-// drop / heap copies / close, and checks every result against a reference
+// drop / heap copies / raw handles (into_raw, release_raw, from_raw whole, in
+// part and out of range) / close, and checks every result against a reference
 // model: which buffers are free, how many views each frozen buffer has, and
 // the exact bytes every live view must show (a buffer reused while a view
 // lives, or a write that leaks into a frozen buffer, changes them).
@@ -35,12 +36,23 @@ using daq_pool::PooledBuffer;
 
 constexpr std::size_t max_buffers = 6;
 constexpr std::size_t max_views = 12;
+constexpr std::size_t max_raws = 6;
 
 /// A view as the model sees it: the bytes it must show, and which buffer
 /// (by address of its first byte; nullptr: a heap copy or empty) it holds.
 struct ViewModel {
   const std::byte* buffer = nullptr;
   std::vector<std::byte> bytes;
+  const std::byte* base = nullptr;  // the storage every view of it lies in (for raw handles)
+  std::size_t base_size = 0;
+};
+
+/// A raw handle as the model sees it: the view it was made from (its
+/// storage's first byte and bytes, and where the view started).
+struct RawModel {
+  void* raw = nullptr;
+  const std::byte* data = nullptr;  // the view's first byte when into_raw'd
+  ViewModel view;
 };
 
 class Run {
@@ -68,6 +80,7 @@ class Run {
     // the handle lives), and ASan sees no leak.
     for (auto& b : bufs_) b.reset();
     for (auto& v : views_) drop(v);
+    for (auto& r : raws_) release(r);
     FUZZ_CHECK(pool_->available() == count_);
     const auto st = pool_->stats();
     FUZZ_CHECK(st.acquires == st.releases && st.in_use == 0);
@@ -101,6 +114,30 @@ class Run {
       model_.erase(it);
     }
     v.reset();
+  }
+
+  /// Puts `back`, a view that took over a handle's reference, into `dst`:
+  /// it must show the handle's bytes; an empty one holds nothing (the
+  /// reference went with it).
+  void adopt(Bytes& dst, Bytes back, ViewModel m) {
+    FUZZ_CHECK(back.size() == m.bytes.size());
+    drop(dst);
+    if (m.bytes.empty()) {
+      FUZZ_CHECK(back.empty() && back.use_count() == 0);
+      release_view(m.buffer);
+      dst = std::move(back);
+      return;
+    }
+    dst = std::move(back);
+    model_[&dst] = std::move(m);
+  }
+
+  /// Drops a raw handle (if the slot holds one) through release_raw.
+  void release(std::optional<RawModel>& r) {
+    if (!r) return;
+    Bytes::release_raw(r->raw);
+    release_view(r->view.buffer);
+    r.reset();
   }
 
   void release_view(const std::byte* buffer) {
@@ -143,7 +180,8 @@ class Run {
   void step() {
     auto& b = bufs_[in_.below(max_buffers)];
     auto& v = views_[in_.below(max_views)];
-    switch (in_.byte() % 14) {
+    auto& r = raws_[in_.below(max_raws)];
+    switch (in_.byte() % 16) {
       case 0: {  // try_acquire
         const bool want = !closed_ && free_count() > 0;
         auto got = pool_->try_acquire();
@@ -233,7 +271,8 @@ class Run {
         Bytes frozen = std::move(taken).freeze();
         FUZZ_CHECK(frozen.data() == data);
         FUZZ_CHECK(frozen.use_count() == 1);
-        add_view(v, std::move(frozen), ViewModel{data, std::move(bytes)});
+        const std::size_t frozen_size = bytes.size();
+        add_view(v, std::move(frozen), ViewModel{data, std::move(bytes), data, frozen_size});
         break;
       }
       case 6: {  // copy a view
@@ -274,7 +313,8 @@ class Run {
         }
         ViewModel m{it->second.buffer,
                     std::vector<std::byte>(it->second.bytes.begin() + static_cast<std::ptrdiff_t>(off),
-                                           it->second.bytes.begin() + static_cast<std::ptrdiff_t>(off + len))};
+                                           it->second.bytes.begin() + static_cast<std::ptrdiff_t>(off + len)),
+                    it->second.base, it->second.base_size};
         add_view(dst, std::move(s), std::move(m));
         break;
       }
@@ -317,13 +357,70 @@ class Run {
           v = std::move(h);
           break;
         }
-        add_view(v, std::move(h), ViewModel{nullptr, src});
+        const std::byte* base = h.data();
+        add_view(v, std::move(h), ViewModel{nullptr, src, base, n});
         break;
       }
       case 12:
         pool_->close();
         closed_ = true;
         break;
+      case 14: {  // into_raw: the view's reference moves into a handle
+        auto it = model_.find(&v);
+        if (it == model_.end()) {
+          FUZZ_CHECK(std::move(v).into_raw() == nullptr);  // an empty view gives no handle
+          break;
+        }
+        release(r);
+        const std::byte* data = v.data();
+        const std::size_t uses = v.use_count();
+        void* raw = std::move(v).into_raw();
+        FUZZ_CHECK(raw != nullptr && v.empty() && v.use_count() == 0);
+        r.emplace(RawModel{raw, data, std::move(it->second)});
+        model_.erase(it);  // the handle keeps the view's count in frozen_views_
+        if (r->view.buffer != nullptr) FUZZ_CHECK(views_of(r->view.buffer) == uses);
+        break;
+      }
+      case 15: {  // consume a handle: release it, or take the view back
+        if (!r) break;
+        const std::size_t n = r->view.bytes.size();
+        switch (in_.byte() % 4) {
+          case 0:
+            release(r);
+            break;
+          case 1: {  // the view as it was
+            Bytes back = Bytes::from_raw(r->raw, std::span<const std::byte>(r->data, n));
+            ViewModel m = std::move(r->view);
+            r.reset();
+            adopt(v, std::move(back), std::move(m));
+            break;
+          }
+          case 2: {  // a range past the view's storage: refused, handle intact
+            const std::size_t past = r->view.base_size + 1 + in_.below(4);
+            bool threw = false;
+            try {
+              (void)Bytes::from_raw(r->raw, std::span<const std::byte>(r->view.base, past));
+            } catch (const std::out_of_range&) {
+              threw = true;
+            }
+            FUZZ_CHECK(threw);
+            break;
+          }
+          default: {  // the whole storage, then back to the view's part of it
+            Bytes back = Bytes::from_raw(r->raw);
+            ViewModel m = std::move(r->view);
+            const auto off = static_cast<std::size_t>(r->data - m.base);
+            r.reset();
+            FUZZ_CHECK(back.data() == m.base && back.size() == m.base_size);
+            if (m.buffer != nullptr) FUZZ_CHECK(back.size() == sizes_at_freeze_[m.buffer]);
+            Bytes part = back.slice(off, n);
+            back.reset();
+            adopt(v, std::move(part), std::move(m));
+            break;
+          }
+        }
+        break;
+      }
       default:
         b.reset();  // an unfrozen buffer goes straight back
         break;
@@ -338,6 +435,7 @@ class Run {
 
   fuzz::Input& in_;
   std::optional<BufferPool> pool_;
+  std::array<std::optional<RawModel>, max_raws> raws_;
   std::array<std::optional<PooledBuffer>, max_buffers> bufs_;
   std::array<Bytes, max_views> views_;
   std::map<const Bytes*, ViewModel> model_;

@@ -24,6 +24,9 @@ namespace alloc_counter {
 
 inline std::atomic<std::uint64_t> new_calls{0};
 inline std::atomic<std::uint64_t> malloc_calls{0};
+/// Allocations made by the current thread (both kinds). constinit and
+/// trivial: counting is a plain TLS increment, which itself never allocates.
+inline constinit thread_local std::uint64_t this_thread_calls = 0;
 
 /// True when allocations are counted at all: sanitizers own malloc and
 /// operator new (clang links its own, clashing), so there we count nothing
@@ -51,8 +54,19 @@ class Scope {
   std::uint64_t new0_, malloc0_;
 };
 
-}  // namespace alloc_counter
+/// Counts the allocations made by the calling thread only while it lives,
+/// e.g. to tell a pipeline's own allocations from those of a library's
+/// threads (Aravis's receive thread). Use it on the thread that made it.
+class ThreadScope {
+ public:
+  ThreadScope() noexcept : start_(this_thread_calls) {}
+  std::uint64_t total() const noexcept { return this_thread_calls - start_; }
 
+ private:
+  std::uint64_t start_;
+};
+
+}  // namespace alloc_counter
 
 #if !defined(DAQ_POOL_TEST_SANITIZED) && defined(__GLIBC__)
 extern "C" {
@@ -64,26 +78,32 @@ void __libc_free(void*) noexcept;
 
 void* malloc(std::size_t n) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   return __libc_malloc(n);
 }
 void* calloc(std::size_t n, std::size_t m) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   return __libc_calloc(n, m);
 }
 void* realloc(void* p, std::size_t n) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   return __libc_realloc(p, n);
 }
 void* aligned_alloc(std::size_t a, std::size_t n) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   return __libc_memalign(a, n);
 }
 void* memalign(std::size_t a, std::size_t n) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   return __libc_memalign(a, n);
 }
 int posix_memalign(void** out, std::size_t a, std::size_t n) noexcept {
   alloc_counter::malloc_calls.fetch_add(1, std::memory_order_relaxed);
+  ++alloc_counter::this_thread_calls;
   void* p = __libc_memalign(a, n);
   if (p == nullptr) return 12;  // ENOMEM
   *out = p;
@@ -101,16 +121,16 @@ inline void* raw_alloc(std::size_t n, std::size_t align) {
   if (n == 0) n = 1;
   return align <= alignof(std::max_align_t) ? __libc_malloc(n) : __libc_memalign(align, n);
 }
-inline void raw_free(void* p) noexcept {
-  __libc_free(p);
-}
+inline void raw_free(void* p) noexcept { __libc_free(p); }
 inline void* counted_new(std::size_t n, std::size_t align) {
   new_calls.fetch_add(1, std::memory_order_relaxed);
+  ++this_thread_calls;
   if (void* p = raw_alloc(n, align)) return p;
   throw std::bad_alloc();
 }
 inline void* counted_new_nothrow(std::size_t n, std::size_t align) noexcept {
   new_calls.fetch_add(1, std::memory_order_relaxed);
+  ++this_thread_calls;
   return raw_alloc(n, align);
 }
 }  // namespace alloc_counter::detail

@@ -9,6 +9,8 @@
 // indirect call. No vtable, no RTTI, nothing allocated per view.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +18,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -38,7 +41,13 @@
 #define DAQ_POOL_HAVE_MMAP 1
 #endif
 
-namespace daq_pool::detail {
+#if defined(__linux__) && defined(DAQ_POOL_HAVE_MMAP)
+#include <fcntl.h>
+#include <cerrno>
+#define DAQ_POOL_HAVE_MEMFD 1
+#endif
+
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 /// What every Bytes view points to: the number of views sharing the storage
 /// and the function that lets the storage go when the last one drops.
@@ -52,17 +61,25 @@ struct BytesControl {
   atomic<std::size_t> refs{0};  // views alive; the storage is released when it drops to 0
   Release release;              // called once, by the thread that drops the last view
   bool pooled;                  // true: this is a detail::Buffer (try_into_mut may work)
+  bool borrowed = false;        // true: this is a detail::BorrowedBlock (storage_of reads its span)
 };
 
 // ---- heap-backed views (Bytes::copy_from) ----------------------------------
 
+/// The header of a heap block: the control header and the length of the
+/// copy, which Bytes::from_raw needs to check a range against.
+struct HeapBlock : BytesControl {
+  HeapBlock(Release r, std::size_t n) noexcept : BytesControl(r, false), size(n) {}
+  std::size_t size;
+};
+
 /// Offset of the data behind the header in a heap block: max_align_t-aligned,
 /// like any malloc'd memory.
 inline constexpr std::size_t heap_data_offset =
-    (sizeof(BytesControl) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+    (sizeof(HeapBlock) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
 
 inline void release_heap_block(BytesControl* c) noexcept {
-  c->~BytesControl();
+  static_cast<HeapBlock*>(c)->~HeapBlock();
   ::operator delete(static_cast<void*>(c));
 }
 
@@ -72,15 +89,32 @@ inline BytesControl* make_heap_block(const std::byte* src, std::size_t n) {
   if (n > std::numeric_limits<std::size_t>::max() - heap_data_offset)
     throw std::length_error("daq_pool::Bytes::copy_from: src.size() is too large");
   void* mem = ::operator new(heap_data_offset + n);
-  auto* c = ::new (mem) BytesControl(&release_heap_block, false);
+  auto* c = ::new (mem) HeapBlock(&release_heap_block, n);
   std::memcpy(static_cast<std::byte*>(mem) + heap_data_offset, src, n);
   c->refs.store(1, std::memory_order_relaxed);
   return c;
 }
 
-inline const std::byte* heap_block_data(BytesControl* c) noexcept {
+inline const std::byte* heap_block_data(const BytesControl* c) noexcept {
   return reinterpret_cast<const std::byte*>(c) + heap_data_offset;
 }
+
+// ---- borrowed views (bytes daq_pool does not own) --------------------------
+
+/// The control header of bytes that belong to someone else, e.g. a frame in
+/// another process's shared memory mapped here (daq_pool/shm.hpp's
+/// Subscriber): the views of [data, data + size) share its refcount, and the
+/// last one to drop calls `release`, which tells the owner (the subscriber
+/// sends "done"). Its maker keeps it alive until then and may reuse it
+/// afterwards (new data, size and refs), so lending foreign bytes as Bytes
+/// allocates nothing. With refs set to 1 it is a raw handle: Bytes::from_raw
+/// makes the first view. Views of it are neither pooled nor heap copies
+/// (is_pooled() is false, try_into_mut() gives nothing).
+struct BorrowedBlock : BytesControl {
+  explicit BorrowedBlock(Release r) noexcept : BytesControl(r, false) { borrowed = true; }
+  const std::byte* data = nullptr;
+  std::size_t size = 0;
+};
 
 // ---- the buffers' memory ---------------------------------------------------
 
@@ -94,6 +128,18 @@ class buffer_alloc_error : public std::bad_alloc {
  private:
   std::string message_;
 };
+
+#if defined(DAQ_POOL_HAVE_MEMFD)
+inline const char* strerror_r_result(int rc, const char* buf) noexcept { return rc == 0 ? buf : "unknown error"; }
+inline const char* strerror_r_result(const char* message, const char*) noexcept { return message; }
+
+/// errno value `err` in words. Thread-safe, unlike std::strerror (strerror_r
+/// is the GNU or the XSI one, depending on the C library's mode).
+inline std::string errno_text(int err) {
+  char buf[128] = {};
+  return strerror_r_result(::strerror_r(err, buf, sizeof buf), buf);
+}
+#endif
 
 inline std::size_t page_size() noexcept {
 #if defined(DAQ_POOL_HAVE_MMAP)
@@ -111,6 +157,8 @@ inline std::size_t page_size() noexcept {
 /// last buffer is gone. With one: one `allocate`
 /// call per buffer and one `deallocate` per buffer at the end. Shared (by
 /// shared_ptr) by every buffer, so it outlives all of them.
+/// With shared_memory, the region is a memfd mapped over the reserved
+/// address range, so other processes can map the same buffers (map_memfd).
 class BufferMemory {
  public:
   /// Transparent huge pages are 2 MiB on x86-64 and most arm64 kernels; a
@@ -127,6 +175,7 @@ class BufferMemory {
         prefault_(options.prefault),
         huge_pages_(options.huge_pages),
         zero_on_release_(options.zero_on_release),
+        shared_(options.shared_memory),
         allocate_(std::move(options.allocate)),
         deallocate_(std::move(options.deallocate)) {
     constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
@@ -144,6 +193,13 @@ class BufferMemory {
     if (static_cast<bool>(allocate_) != static_cast<bool>(deallocate_))
       throw std::invalid_argument(
           "daq_pool::BufferPool: options.allocate and options.deallocate must be given together");
+    if (shared_ && allocate_)
+      throw std::invalid_argument(
+          "daq_pool::BufferPool: options.shared_memory and options.allocate/deallocate can't be combined (shared "
+          "buffers live in one memfd the pool maps itself)");
+#if !defined(DAQ_POOL_HAVE_MEMFD)
+    if (shared_) throw std::invalid_argument("daq_pool::BufferPool: options.shared_memory needs Linux (memfd_create)");
+#endif
     const std::size_t step = std::max(alignment_, cache_line);
     if (capacity > max / count || capacity > max - (step - 1) || (capacity + step - 1) / step * step > max / count)
       throw std::invalid_argument("daq_pool::BufferPool: pool_size (" + std::to_string(count) +
@@ -222,6 +278,20 @@ class BufferMemory {
   /// count * capacity from the user's allocator.
   std::size_t bytes_reserved() const noexcept { return allocate_ ? count_ * capacity_ : count_ * stride_; }
 
+  /// BufferPoolOptions::shared_memory: the memfd holding every buffer (-1
+  /// otherwise), owned by this object (closed with the region).
+  int shared_fd() const noexcept { return memfd_; }
+  /// The memfd's size: the bytes another process maps (0 if not shared).
+  std::size_t shared_size() const noexcept { return file_size_; }
+  /// True if the memfd refuses every new writable mapping
+  /// (F_SEAL_FUTURE_WRITE, Linux >= 5.1).
+  bool write_sealed() const noexcept { return write_sealed_; }
+  /// First byte of buffer 0 (nullptr with a user allocator).
+  const std::byte* region() const noexcept { return region_; }
+  /// Distance between consecutive buffers of the region (debug builds: with
+  /// the canary room).
+  std::size_t buffer_stride() const noexcept { return slot_stride(); }
+
  private:
   void map_region() {
     const std::size_t used = count_ * slot_stride();
@@ -243,6 +313,9 @@ class BufferMemory {
     map_base_ = m;
     const auto addr = reinterpret_cast<std::uintptr_t>(m);
     region_ = static_cast<std::byte*>(m) + ((align - addr % align) % align);
+#if defined(DAQ_POOL_HAVE_MEMFD)
+    if (shared_) map_memfd(used);
+#endif
     advise_huge(region_, used);
     if (prefault_) touch(region_, used);
 #if DAQ_POOL_DEBUG
@@ -261,7 +334,60 @@ class BufferMemory {
 #endif
   }
 
+#if defined(DAQ_POOL_HAVE_MEMFD)
+  /// shared_memory: puts a memfd under the region just reserved: creates it,
+  /// sizes it to whole pages, maps it writable over the region (MAP_FIXED),
+  /// and only then seals it. The order matters: F_SEAL_FUTURE_WRITE refuses
+  /// every writable mapping made after it, so this process's own mapping,
+  /// the one PooledBuffer writes through, must exist first; every other
+  /// process the fd is passed to can then map it read-only only. Shrink and
+  /// grow seals keep the file the size every mapping was made with (a
+  /// shrunk file would SIGBUS its readers). Undoes everything and throws
+  /// buffer_alloc_error (naming the call and errno) on failure.
+  void map_memfd(std::size_t used) {
+    const std::size_t page = page_size();
+    file_size_ = (used + page - 1) / page * page;
+    const char* failed = nullptr;
+    memfd_ = ::memfd_create("daq_pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (memfd_ < 0) {
+      failed = "memfd_create";
+    } else if (::ftruncate(memfd_, static_cast<off_t>(file_size_)) != 0) {
+      failed = "ftruncate";
+    } else if (::mmap(region_, file_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd_, 0) == MAP_FAILED) {
+      failed = "mmap";
+    } else if (!seal_memfd()) {
+      failed = "fcntl(F_ADD_SEALS)";
+    }
+    if (failed == nullptr) return;
+    const int err = errno;
+    unmap_region();
+    throw buffer_alloc_error("daq_pool::BufferPool: options.shared_memory: " + std::string(failed) + " failed (" +
+                             errno_text(err) + ") for " + std::to_string(file_size_) + " bytes of pool_size (" +
+                             std::to_string(count_) + ") buffers");
+  }
+
+  bool seal_memfd() noexcept {
+#if defined(F_SEAL_FUTURE_WRITE)
+    constexpr int future_write = F_SEAL_FUTURE_WRITE;
+#else
+    constexpr int future_write = 0x0010;  // Linux's value, for C libraries older than the kernel
+#endif
+    constexpr int size_seals = F_SEAL_SHRINK | F_SEAL_GROW;
+    if (::fcntl(memfd_, F_ADD_SEALS, size_seals | future_write | F_SEAL_SEAL) == 0) {
+      write_sealed_ = true;
+      return true;
+    }
+    // Kernels before 5.1 don't know F_SEAL_FUTURE_WRITE (EINVAL): seal the
+    // size only. Other processes still get a read-only descriptor from the
+    // frame server, which can't make a writable mapping either.
+    return errno == EINVAL && ::fcntl(memfd_, F_ADD_SEALS, size_seals | F_SEAL_SEAL) == 0;
+  }
+#endif
+
   void unmap_region() noexcept {
+#if defined(DAQ_POOL_HAVE_MEMFD)
+    if (memfd_ >= 0) ::close(std::exchange(memfd_, -1));
+#endif
     if (map_base_ == nullptr) return;
 #if defined(DAQ_POOL_HAVE_MMAP)
     ::munmap(map_base_, map_length_);
@@ -301,6 +427,7 @@ class BufferMemory {
   bool prefault_;
   bool huge_pages_;
   bool zero_on_release_;
+  bool shared_;
   std::function<void*(std::size_t, std::size_t)> allocate_;
   std::function<void(void*, std::size_t, std::size_t)> deallocate_;
   std::size_t stride_ = 0;
@@ -310,6 +437,9 @@ class BufferMemory {
   void* map_base_ = nullptr;
   std::size_t map_length_ = 0;
   std::byte* region_ = nullptr;
+  int memfd_ = -1;             // shared_memory: the file under the region
+  std::size_t file_size_ = 0;  // ... and its size
+  bool write_sealed_ = false;  // ... sealed with F_SEAL_FUTURE_WRITE
 };
 
 // ---- the pooled item -------------------------------------------------------
@@ -353,4 +483,19 @@ struct Buffer : BytesControl {
   Slot<Buffer>* slot = nullptr;      // set only while frozen
 };
 
-}  // namespace daq_pool::detail
+/// The bytes every view of `c` lies in: a frozen buffer's valid bytes (its
+/// size when frozen), a borrowed block's bytes or a heap block's copy.
+/// Never allocates.
+inline std::span<const std::byte> storage_of(const BytesControl* c) noexcept {
+  if (c->pooled) {
+    const auto* b = static_cast<const Buffer*>(c);
+    return {b->data, b->size};
+  }
+  if (c->borrowed) {
+    const auto* b = static_cast<const BorrowedBlock*>(c);
+    return {b->data, b->size};
+  }
+  return {heap_block_data(c), static_cast<const HeapBlock*>(c)->size};
+}
+
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

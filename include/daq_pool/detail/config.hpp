@@ -1,13 +1,15 @@
 // Internal constants and tiny helpers shared by every daq_pool header.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstddef>
 
 #if defined(_MSC_VER)
 #include <intrin.h>
 #endif
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 // A fixed cache-line size rather than std::hardware_destructive_interference_size:
 // g++ warns that the latter may change between compiler versions (ABI).
@@ -25,4 +27,4 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

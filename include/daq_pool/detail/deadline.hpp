@@ -2,11 +2,13 @@
 // overflow for `duration::max()` or deadlines in the past.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 /// steady_clock::now() + timeout, saturated: a timeout too long to represent
 /// becomes time_point::max() (wait until the pool is closed); zero or negative
@@ -39,4 +41,4 @@ std::chrono::nanoseconds sleep_before(const std::chrono::time_point<Clock, Durat
   return std::max(std::chrono::nanoseconds(1), std::chrono::ceil<std::chrono::nanoseconds>(left));
 }
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

@@ -7,11 +7,13 @@
 // LIFO on purpose: the most recently returned item is the one still in cache.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <cstdint>
 
 #include "daq_pool/detail/atomic.hpp"
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 class IndexStack {
  public:
@@ -54,9 +56,7 @@ class IndexStack {
   }
 
   /// True if the stack looked empty at the moment of the load.
-  bool looks_empty() const noexcept {
-    return index_of(head_.load(std::memory_order_seq_cst)) == empty_index;
-  }
+  bool looks_empty() const noexcept { return index_of(head_.load(std::memory_order_seq_cst)) == empty_index; }
 
  private:
   static constexpr std::uint64_t pack(std::uint32_t index, std::uint32_t tag) noexcept {
@@ -68,4 +68,4 @@ class IndexStack {
   atomic<std::uint64_t> head_{pack(empty_index, 0)};
 };
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

@@ -9,6 +9,8 @@
 // waiter, notify is one load and never enters the kernel.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -28,7 +30,7 @@
 #include "daq_pool/detail/moodycamel.hpp"
 #endif
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 class Parking {
  public:
@@ -102,7 +104,6 @@ class Parking {
     wake(INT_MAX);
   }
 
-
  private:
   void wake([[maybe_unused]] int count) noexcept {
 #if defined(DAQ_POOL_DETAIL_FUTEX)
@@ -131,4 +132,4 @@ class Parking {
   atomic<std::uint32_t> epoch_{0};
 };
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

@@ -4,6 +4,8 @@
 // loan are gone.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <algorithm>
 #include <chrono>
 #if DAQ_POOL_DEBUG
@@ -31,7 +33,7 @@
 #include "daq_pool/options.hpp"
 #include "daq_pool/stats.hpp"
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 template <class T>
 class PoolCore {
@@ -222,6 +224,11 @@ class PoolCore {
     std::lock_guard lock(debug_mutex_);
     s.debug_acquired_at = where;
   }
+#else
+  /// Release builds record nothing (`where` is an empty object).
+  void note_acquired(Slot<T>&, const source_location&) noexcept {}
+#endif
+#if DAQ_POOL_DEBUG
 
   /// The loans out right now (frozen buffers included), by slot. Allocates.
   std::vector<OutstandingLoan> outstanding() const {
@@ -467,4 +474,4 @@ class PoolCore {
 #endif
 };
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

@@ -6,6 +6,8 @@
 // holding neighbouring slots don't false-share.
 #pragma once
 
+#include "daq_pool/detail/abi.hpp"
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -17,7 +19,7 @@
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/config.hpp"
 
-namespace daq_pool::detail {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 /// One pooled item and its bookkeeping. `value` is constructed only while
 /// `alive` (a retired slot holds no object).
@@ -70,7 +72,7 @@ class SlotTable {
       Slot<T>* p = buckets_[b].load(std::memory_order_relaxed);
       if (p == nullptr) continue;
       for (std::size_t k = 0; k < bucket_length(b); ++k) p[k].~Slot<T>();
-      ::operator delete(p, std::align_val_t{alignof(Slot<T>)});
+      ::operator delete (p, std::align_val_t{alignof(Slot<T>)});
     }
   }
 
@@ -81,7 +83,7 @@ class SlotTable {
     for (std::size_t b = 0; bucket_first(b) < count; ++b) {
       if (buckets_[b].load(std::memory_order_relaxed) != nullptr) continue;
       const std::size_t n = bucket_length(b);
-      auto* p = static_cast<Slot<T>*>(::operator new(n * sizeof(Slot<T>), std::align_val_t{alignof(Slot<T>)}));
+      auto* p = static_cast<Slot<T>*>(::operator new (n * sizeof(Slot<T>), std::align_val_t{alignof(Slot<T>)}));
       for (std::size_t k = 0; k < n; ++k) ::new (static_cast<void*>(p + k)) Slot<T>();
       // release: a thread that later learns an index in this bucket (through
       // the free list or a loan) also sees the bucket's contents.
@@ -113,4 +115,4 @@ class SlotTable {
   std::array<atomic<Slot<T>*>, 27> buckets_{};
 };
 
-}  // namespace daq_pool::detail
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

@@ -1,0 +1,129 @@
+// --serve=PATH: the demo publishes every pooled frame to subscriber
+// processes through a daq_pool::shm::Server (shared memory, no copy); see
+// examples/shm_subscriber and examples/python/shm_viewer.py for clients.
+// Compiled in only when the build has daq_pool::shm
+// (FRAME_PIPELINE_HAVE_SHM); otherwise --serve says so and exits 2.
+#pragma once
+
+#include <daq_pool/buffer_pool.hpp>
+#include <daq_pool/bytes.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <string>
+
+#if FRAME_PIPELINE_HAVE_SHM
+#include <daq_pool/shm.hpp>
+#endif
+
+namespace frame_pipeline {
+
+/// What --serve did, for the summary.
+struct ServeStats {
+  bool enabled = false;
+  std::string path;
+  std::uint64_t subscribers = 0;   ///< connections accepted during the run
+  std::uint64_t published = 0;     ///< frames offered to the subscribers
+  std::uint64_t not_shared = 0;    ///< heap fallbacks: not in the shared memory, not served
+  std::uint64_t sent = 0;          ///< frame messages sent (all subscribers)
+  std::uint64_t skipped = 0;       ///< frames a subscriber at its bound did not get
+  std::uint64_t done = 0;          ///< frames subscribers said they were done with
+  std::uint64_t bad_messages = 0;  ///< ignored messages from subscribers
+};
+
+/// The frame server of --serve: frames are published on the acquisition
+/// thread (never waiting for a subscriber: a slow one is skipped and
+/// counted); the server's own thread takes the "done" messages.
+class FrameServer {
+ public:
+  /// True if this build can serve (daq_pool::shm).
+  static constexpr bool available() noexcept {
+#if FRAME_PIPELINE_HAVE_SHM
+    return true;
+#else
+    return false;
+#endif
+  }
+
+  /// Starts serving `pool`'s frames at `path` (the pool must be made with
+  /// shared_memory). An error message, or nothing on success.
+  std::optional<std::string> start([[maybe_unused]] const daq_pool::BufferPool& pool,
+                                   [[maybe_unused]] const std::string& path) {
+#if FRAME_PIPELINE_HAVE_SHM
+    try {
+      daq_pool::shm::ServerOptions o;
+      o.max_subscribers = 4;  // 4 x 4 frames in flight: at most 16 pool buffers held by viewers
+      o.max_in_flight = 4;
+      server_.emplace(pool, path, o);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    stats_.enabled = true;
+    stats_.path = path;
+    return std::nullopt;
+#else
+    return "not built with daq_pool::shm (Linux only)";
+#endif
+  }
+
+  /// Offers `frame` to every subscriber. Never blocks, never allocates.
+  void publish([[maybe_unused]] const daq_pool::Bytes& frame) {
+#if FRAME_PIPELINE_HAVE_SHM
+    if (server_) server_->publish(frame);
+#endif
+  }
+
+  /// Ends the stream for every subscriber and drops the server's views;
+  /// keeps the counters for the summary.
+  void stop() {
+#if FRAME_PIPELINE_HAVE_SHM
+    if (!server_) return;
+    server_->stop();
+    const daq_pool::shm::ServerStats st = server_->stats();
+    stats_.subscribers = st.accepted;
+    stats_.published = st.published;
+    stats_.not_shared = st.not_shared;
+    stats_.sent = st.sent;
+    stats_.skipped = st.skipped;
+    stats_.done = st.done;
+    stats_.bad_messages = st.bad_messages;
+    server_.reset();
+#endif
+  }
+
+  const ServeStats& stats() const noexcept { return stats_; }
+
+ private:
+#if FRAME_PIPELINE_HAVE_SHM
+  std::optional<daq_pool::shm::Server> server_;
+#endif
+  ServeStats stats_;
+};
+
+/// The summary's line for --serve (nothing without it).
+inline void print_serve_text(const ServeStats& s) {
+  if (!s.enabled) return;
+  const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf(
+      "  served               %llu frames to %llu subscribers at %s: %llu sent, %llu skipped (at their bound), "
+      "%llu done; %llu heap fallbacks not served\n",
+      u(s.published), u(s.subscribers), s.path.c_str(), u(s.sent), u(s.skipped), u(s.done), u(s.not_shared));
+}
+
+/// The summary's "serve" member, as JSON (null without --serve).
+inline std::string serve_json(const ServeStats& s) {
+  if (!s.enabled) return "null";
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"subscribers\": %llu, \"published\": %llu, \"not_shared\": %llu, \"sent\": %llu, \"skipped\": "
+                "%llu, \"done\": %llu, \"bad_messages\": %llu}",
+                static_cast<unsigned long long>(s.subscribers), static_cast<unsigned long long>(s.published),
+                static_cast<unsigned long long>(s.not_shared), static_cast<unsigned long long>(s.sent),
+                static_cast<unsigned long long>(s.skipped), static_cast<unsigned long long>(s.done),
+                static_cast<unsigned long long>(s.bad_messages));
+  return buf;
+}
+
+}  // namespace frame_pipeline

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""A subscriber of a daq_pool::shm::Server in plain Python: frames as numpy
+arrays over the server's shared memory, without any copy.
+
+    /usr/bin/python3 shm_viewer.py --path=/run/user/1000/daq/frames.sock
+
+Connects to the server's Unix socket (SOCK_SEQPACKET), receives the memfd
+once (socket.recvmsg, SCM_RIGHTS), maps it read-only (mmap), and for every
+frame message makes numpy arrays straight on the mapping
+(numpy.frombuffer(mapping, offset=...)): no byte of a frame is copied. Each
+frame is checked against the frame_pipeline demo's pattern
+(examples/frame_pipeline/frame_pattern.hpp), held for --hold-ms, checked
+again, and answered with "done" (the server then lets its buffer go).
+
+The protocol (README, "Sharing frames with other processes"): fixed-size
+little-endian messages, each starting with magic "DQSH" (u32 0x48535144),
+version (u16 1) and type (u16: 1 hello, 2 frame, 3 done).
+
+Exit codes: 0 every frame verified in place; 1 a frame failed verification
+or was not a view of the mapping; 2 bad arguments, no server, or a protocol
+error. Needs numpy (Debian: python3-numpy, i.e. /usr/bin/python3).
+"""
+import argparse
+import errno
+import fcntl
+import json
+import mmap
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+import numpy as np
+
+# ---- the protocol (daq_pool/shm.hpp, namespace shm::protocol) -------------
+MAGIC, VERSION = 0x48535144, 1
+TYPE_HELLO, TYPE_FRAME, TYPE_DONE = 1, 2, 3
+# magic, version, type, region_size, buffer_capacity, buffer_stride,
+# buffer_count, max_in_flight, subscriber_id
+HELLO = struct.Struct("<IHHQQQIIQ")
+# magic, version, type, slot, reserved, sequence, offset, size, timestamp_ns
+FRAME = struct.Struct("<IHHIIQQQQ")
+# magic, version, type, slot, reserved, sequence
+DONE = struct.Struct("<IHHIIQ")
+assert (HELLO.size, FRAME.size, DONE.size) == (48, 48, 24)
+
+F_GET_SEALS = getattr(fcntl, "F_GET_SEALS", 1034)
+F_SEAL_SHRINK = getattr(fcntl, "F_SEAL_SHRINK", 0x0002)
+
+# ---- the demo's frame pattern (examples/frame_pipeline/frame_pattern.hpp) --
+FRAME_HEADER_BYTES = 32
+FRAME_MAGIC = 0x454D415246514144  # "DAQFRAME"
+WORD_STEP = 0xD6E8FEB86659FD93
+MASK = (1 << 64) - 1
+
+
+def mix(x):
+    """splitmix64's finalizer: the first payload word of frame x."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def verify(frame, previous):
+    """None if `frame` (a uint8 array over the mapping) holds the pattern of
+    the frame its header names, numbered above `previous` (if not None); else
+    what is wrong. The payload is compared as uint64 words viewed in place."""
+    if frame.size < FRAME_HEADER_BYTES:
+        return "shorter than its header"
+    magic, number, size, checksum = frame[:FRAME_HEADER_BYTES].view("<u8")
+    if int(magic) != FRAME_MAGIC:
+        return "header magic is wrong"
+    if int(size) != frame.size:
+        return "size differs from the header's"
+    if previous is not None and int(number) <= previous:
+        return "frame number not after the previous frame's"
+    payload = frame[FRAME_HEADER_BYTES:]
+    n_words, tail = divmod(payload.size, 8)
+    words = payload[: n_words * 8].view("<u8")  # still the mapping: no copy
+    index = np.arange(n_words, dtype=np.uint64)
+    expected = np.uint64(mix(int(number))) + index * np.uint64(WORD_STEP)  # wraps mod 2**64
+    if not np.array_equal(words, expected):
+        return "payload differs from the sensor's pattern"
+    # Fletcher-style checksum over the words (and the zero-padded tail word).
+    a = int(words.sum(dtype=np.uint64))
+    b = int(((np.uint64(n_words) - index) * words).sum(dtype=np.uint64))
+    if tail:
+        want = ((mix(int(number)) + n_words * WORD_STEP) & MASK) & ((1 << (8 * tail)) - 1)
+        last = int.from_bytes(payload[n_words * 8:].tobytes(), "little")
+        if last != want:
+            return "payload differs from the sensor's pattern"
+        a = (a + last) & MASK
+        b = (b + a) & MASK
+    if a ^ ((b * 0x9E3779B97F4A7C15) & MASK) != int(checksum):
+        return "payload checksum differs from the header's"
+    return None
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def connect(path, timeout_s):
+    """A connected SOCK_SEQPACKET socket, retrying while the server is not there yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            s.connect(path)
+            return s
+        except OSError as e:
+            s.close()
+            if e.errno not in (errno.ENOENT, errno.ECONNREFUSED) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def receive_hello(sock):
+    """The hello's fields and the memfd it carries (checked, sealed)."""
+    if not select.select([sock], [], [], 10)[0]:
+        raise ProtocolError("no hello from the server within 10 s")
+    data, ancdata, flags, _ = sock.recvmsg(64, socket.CMSG_SPACE(4 * struct.calcsize("i")))
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
+    if not data:
+        raise ProtocolError("the server closed the connection (another user's server, or max_subscribers connected)")
+    for extra in fds[1:]:
+        os.close(extra)
+    if len(data) != HELLO.size or len(fds) < 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        raise ProtocolError("the server's first message is not a hello with one descriptor")
+    magic, version, kind, region_size, capacity, stride, count, max_in_flight, sub_id = HELLO.unpack(data)
+    if (magic, version, kind) != (MAGIC, VERSION, TYPE_HELLO):
+        raise ProtocolError("the server's first message is not a hello")
+    fd = fds[0]
+    if os.fstat(fd).st_size < region_size or count < 1 or stride < capacity or count * stride > region_size:
+        raise ProtocolError("the hello's geometry does not fit the memory it came with")
+    if not fcntl.fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK:
+        raise ProtocolError("the server's memory is not sealed against shrinking; refusing to map it")
+    hello = dict(region_size=region_size, buffer_capacity=capacity, buffer_stride=stride, buffer_count=count,
+                 max_in_flight=max_in_flight, subscriber_id=sub_id)
+    return hello, fd
+
+
+def peer_closed(sock, data):
+    """After an empty recv() on a SOCK_SEQPACKET socket: is the server gone,
+    or was it an empty message (which reads the same)?"""
+    if data is None:
+        return True
+    p = select.poll()
+    p.register(sock, select.POLLIN | select.POLLRDHUP)
+    events = p.poll(0)
+    return bool(events) and bool(events[0][1] & (select.POLLHUP | select.POLLRDHUP | select.POLLERR))
+
+
+def address_of(array):
+    return array.__array_interface__["data"][0]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--path", required=True, help="the server's Unix socket")
+    p.add_argument("--frames", type=int, default=0, help="stop after N frames (0: until the stream ends)")
+    p.add_argument("--hold-ms", type=int, default=0, help="hold each frame this long (a slow consumer)")
+    p.add_argument("--connect-timeout", type=float, default=5.0, help="wait this long for the server, seconds")
+    p.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    try:
+        args = p.parse_args()
+    except SystemExit as e:
+        sys.exit(0 if e.code == 0 else 2)
+    if args.frames < 0 or not 0 <= args.hold_ms <= 60000 or args.connect_timeout < 0:
+        print("shm_viewer: --frames, --hold-ms (in [0, 60000]) and --connect-timeout must not be negative",
+              file=sys.stderr)
+        sys.exit(2)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    info = sys.stderr if args.json else sys.stdout
+
+    try:
+        sock = connect(args.path, args.connect_timeout)
+        hello, fd = receive_hello(sock)
+    except (OSError, ProtocolError) as e:
+        print(f"shm_viewer: --path={args.path}: {e}", file=sys.stderr)
+        sys.exit(2)
+    # The descriptor is read-only and the file sealed: a writable shared
+    # mapping must be refused.
+    try:
+        mmap.mmap(fd, hello["region_size"], flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE).close()
+        write_refused = False
+    except OSError:
+        write_refused = True
+    mapping = mmap.mmap(fd, hello["region_size"], flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+    os.close(fd)  # the mapping keeps the memory
+    whole = np.frombuffer(mapping, dtype=np.uint8)  # the whole mapping, as an array: no copy
+    base = address_of(whole)
+    if not args.quiet:
+        print(f"shm_viewer: connected to {args.path} as subscriber {hello['subscriber_id']}: "
+              f"{hello['buffer_count']} buffers of {hello['buffer_capacity']} bytes mapped read-only at {base:#x}",
+              file=info, flush=True)
+
+    s = dict(frames=0, verified=0, integrity_failures=0, recheck_failures=0, not_in_place=0, missed=0,
+             done_sent=0, done_failed=0, bad_messages=0, bytes=0, first_failure=None, end_reason="",
+             first_view_address=None)
+    previous_number = None
+    last_sequence = None
+    start = time.monotonic()
+    while True:
+        if stop:
+            s["end_reason"] = "signal"
+            break
+        if args.frames and s["frames"] >= args.frames:
+            s["end_reason"] = "frames"
+            break
+        if not select.select([sock], [], [], 0.1)[0]:
+            continue
+        try:
+            data = sock.recv(64)
+        except ConnectionResetError:
+            data = None
+        if not data and peer_closed(sock, data):
+            s["end_reason"] = "end_of_stream"
+            break
+        if len(data) != FRAME.size:
+            s["bad_messages"] += 1
+            continue
+        magic, version, kind, slot, reserved, sequence, offset, size, _timestamp = FRAME.unpack(data)
+        if (magic, version, kind, reserved) != (MAGIC, VERSION, TYPE_FRAME, 0) or size == 0 or \
+                offset + size > hello["region_size"] or slot >= hello["max_in_flight"]:
+            s["bad_messages"] += 1
+            continue
+        if last_sequence is not None and sequence > last_sequence + 1:
+            s["missed"] += sequence - last_sequence - 1
+        last_sequence = max(sequence, last_sequence or 0)
+        s["frames"] += 1
+        s["bytes"] += size
+        # The frame: an array over the mapping itself (zero copy).
+        frame = np.frombuffer(mapping, dtype=np.uint8, count=size, offset=offset)
+        if address_of(frame) != base + offset or frame.flags.writeable or not np.shares_memory(frame, whole):
+            s["not_in_place"] += 1
+        if s["first_view_address"] is None:
+            s["first_view_address"] = address_of(frame)
+        fault = verify(frame, previous_number)
+        if fault is None:
+            s["verified"] += 1
+            previous_number = int(frame[8:16].view("<u8")[0])
+        else:
+            s["integrity_failures"] += 1
+            s["first_failure"] = s["first_failure"] or f"sequence {sequence}: {fault}"
+        if args.hold_ms:
+            time.sleep(args.hold_ms / 1000)
+        # Just before "done": the bytes must not have changed while held.
+        again = verify(frame, None)
+        if again is not None:
+            s["recheck_failures"] += 1
+            s["first_failure"] = s["first_failure"] or f"sequence {sequence} changed while held: {again}"
+        del frame
+        try:
+            sock.send(DONE.pack(MAGIC, VERSION, TYPE_DONE, slot, 0, sequence))
+            s["done_sent"] += 1
+        except OSError:
+            s["done_failed"] += 1
+    elapsed = time.monotonic() - start
+    failed = s["integrity_failures"] or s["recheck_failures"] or s["not_in_place"] or not write_refused
+    s.update(path=args.path, subscriber_id=hello["subscriber_id"], elapsed_s=round(elapsed, 3),
+             frames_per_s=round(s["frames"] / elapsed, 3) if elapsed > 0 else 0.0, zero_copy=s["not_in_place"] == 0,
+             write_refused=write_refused, mapping={"address": base, "size": hello["region_size"]},
+             exit_code=1 if failed else 0)
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        print(f"\nsummary: {elapsed:.2f} s, ended by {s['end_reason']}")
+        print(f"  frames received      {s['frames']}  ({s['frames_per_s']} frames/s, numpy views of the mapping)")
+        print(f"  frames verified      {s['verified']}  (integrity failures {s['integrity_failures']}, "
+              f"changed while held {s['recheck_failures']})")
+        print(f"  zero copy            {'yes' if s['zero_copy'] else 'NO'}  (every array inside the read-only "
+              f"mapping at {base:#x}; writable mapping refused: {'yes' if write_refused else 'NO'})")
+        print(f"  missed               {s['missed']}  (frames the server skipped for this subscriber)")
+        print(f"  done sent            {s['done_sent']}  (failed {s['done_failed']})")
+        if s["first_failure"]:
+            print(f"  first failure        {s['first_failure']}")
+        print(f"result: {'FAIL' if failed else 'PASS'}")
+    del whole
+    mapping.close()
+    sock.close()
+    sys.exit(s["exit_code"])
+
+
+if __name__ == "__main__":
+    main()

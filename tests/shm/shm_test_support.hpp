@@ -1,0 +1,269 @@
+// What the shm tests share: a private temporary directory (mkdtemp, 0700,
+// removed with its files), child processes started with posix_spawn and
+// always reaped by PID (RAII: killed and waited for in the destructor),
+// bounded waits, a raw protocol client, and reading numbers out of the
+// subscribers' --json summaries.
+#pragma once
+
+#include <daq_pool/shm.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn passes it on
+
+namespace shm_test {
+
+using namespace std::chrono_literals;
+
+/// A fresh directory only this user can enter, removed (with the files in
+/// it) by the destructor.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/daq-pool-shm-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() { remove_tree(path_); }
+  const std::string& path() const noexcept { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+  static void remove_tree(const std::string& dir) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      std::vector<std::string> names;
+      while (const dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe): one thread reads this stream
+        const std::string n = e->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+      }
+      ::closedir(d);
+      for (const std::string& n : names) {
+        const std::string p = dir + "/" + n;
+        if (::unlink(p.c_str()) != 0) remove_tree(p);
+      }
+    }
+    ::rmdir(dir.c_str());
+  }
+
+ private:
+  std::string path_;
+};
+
+/// Waits until `done()` or `limit` passes; whether it became true.
+template <class Pred>
+bool wait_until(Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+/// A child process (posix_spawn), its stdout captured through a pipe. The
+/// destructor kills it (SIGKILL) if it still runs and reaps it by its PID,
+/// so a failing test leaves no process behind.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    out_ = out[0];
+    if (rc != 0) {
+      ::close(out_);
+      pid_ = -1;
+      throw std::runtime_error("posix_spawn " + argv[0] + " failed: " + std::to_string(rc));
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+    if (out_ >= 0) ::close(out_);
+  }
+
+  pid_t pid() const noexcept { return pid_; }
+  void signal(int sig) const noexcept {
+    if (!status_) ::kill(pid_, sig);
+  }
+
+  /// Reads its output until it exits, at most `limit`; then kills it. The
+  /// exit code, or 128 + the signal that ended it; nothing if it had to be
+  /// killed here.
+  std::optional<int> wait(std::chrono::milliseconds limit = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    bool eof = false;
+    while (!eof) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n > 0) {
+        output_.append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        eof = true;
+      }
+    }
+    int st = 0;
+    pid_t r = 0;
+    while ((r = ::waitpid(pid_, &st, eof ? 0 : WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline + 5s)
+      std::this_thread::sleep_for(5ms);
+    if (r != pid_) return std::nullopt;  // the destructor kills and reaps it
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+  }
+
+  /// Reads its output until it contains `text` (at most `limit`, or until
+  /// it ends); whether it did.
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds limit = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (output_.find(text) == std::string::npos) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n == 0) return false;
+      if (n > 0) output_.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string output_;
+  std::optional<int> status_;
+};
+
+/// The number after `"key": ` in a flat JSON summary; nothing if absent or
+/// not a number.
+inline std::optional<double> json_number(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\": ";
+  const auto at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  const char* begin = json.c_str() + at + needle.size();
+  char* end = nullptr;
+  const double v = std::strtod(begin, &end);
+  if (end == begin) return std::nullopt;
+  return v;
+}
+
+inline bool json_true(const std::string& json, const std::string& key) {
+  return json.find("\"" + key + "\": true") != std::string::npos;
+}
+
+/// A client that speaks the protocol by hand (to send what a well-behaved
+/// Subscriber never would).
+class RawClient {
+ public:
+  explicit RawClient(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("RawClient: connect(" + path + ") failed: " + std::to_string(errno));
+  }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+  ~RawClient() {
+    if (memfd_ >= 0) ::close(memfd_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  /// The hello and its descriptor (kept: memfd()).
+  std::optional<daq_pool::shm::protocol::Hello> hello() {
+    std::array<std::byte, 64> buf{};
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) return std::nullopt;
+    const ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) return std::nullopt;
+    if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS)
+      std::memcpy(&memfd_, CMSG_DATA(c), sizeof memfd_);
+    return daq_pool::shm::protocol::decode_hello(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+  }
+
+  /// The next frame message, waiting at most `limit`.
+  std::optional<daq_pool::shm::protocol::FrameMessage> frame(std::chrono::milliseconds limit = 10s) {
+    std::array<std::byte, 64> buf{};
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return std::nullopt;
+    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    if (n <= 0) return std::nullopt;
+    return daq_pool::shm::protocol::decode_frame(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+  }
+
+  /// True if the server closed the connection (within `limit`).
+  bool closed_by_server(std::chrono::milliseconds limit = 10s) {
+    std::array<std::byte, 64> buf{};
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return false;
+    return ::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT) == 0;
+  }
+
+  void send(std::span<const std::byte> bytes) const { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
+  void done(std::uint32_t slot, std::uint64_t sequence) const {
+    send(daq_pool::shm::protocol::encode(daq_pool::shm::protocol::Done{slot, sequence}));
+  }
+
+  int fd() const noexcept { return fd_; }
+  int memfd() const noexcept { return memfd_; }
+
+ private:
+  int fd_ = -1;
+  int memfd_ = -1;
+};
+
+}  // namespace shm_test
