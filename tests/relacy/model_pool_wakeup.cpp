@@ -241,10 +241,10 @@ struct TimedExpiryRacesClose : rl::test_suite<TimedExpiryRacesClose, 3> {
 int main(int argc, char** argv) {
   const rl::iteration_t n = model::iterations(argc, argv, 20000);
   bool ok = true;
-  ok = model::check<HandOff>("HandOff", n, 2) && ok;
-  ok = model::check<TwoReleasesTwoSleepers>("TwoReleasesTwoSleepers", n, 1) && ok;
-  ok = model::check<CloseWakesWaiter>("CloseWakesWaiter", n, 2) && ok;
-  ok = model::check<CloseWakesAll>("CloseWakesAll", n, 2) && ok;
+  ok = model::check<HandOff>("HandOff", n, 1) && ok;
+  ok = model::check<TwoReleasesTwoSleepers>("TwoReleasesTwoSleepers", 5 * n, 0) && ok;
+  ok = model::check<CloseWakesWaiter>("CloseWakesWaiter", n, 1) && ok;
+  ok = model::check<CloseWakesAll>("CloseWakesAll", n, 1) && ok;
   // Timeouts multiply the schedules past what a bounded exhaustive search
   // finishes in CI time: these two get more random schedules instead.
   ok = model::check<TimedExpiryRacesRelease>("TimedExpiryRacesRelease", 5 * n, 0) && ok;
