@@ -112,6 +112,8 @@ class BufferPool {
 #endif
 
  private:
+  friend struct detail::BufferPoolAccess;  // daq_pool/asio.hpp: the Pool underneath
+
   BufferPool(const std::shared_ptr<detail::BufferMemory>& memory, std::size_t pool_size, std::size_t capacity)
       : pool_(pool_size, factory(memory, capacity), reset(memory->zero_on_release())),
         capacity_(capacity),

@@ -23,6 +23,10 @@
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
+namespace detail {
+struct PoolAccess;
+}
+
 /// A pool of `size` items of type T, built once by `factory`, then lent out as
 /// `Loaned<T>` and returned when the loan is destroyed.
 ///
@@ -139,6 +143,8 @@ class Pool {
 #endif
 
  private:
+  friend struct detail::PoolAccess;
+
   std::optional<Loaned<T>> wrap(detail::Slot<T>* s, const source_location& where) noexcept {
     if (s == nullptr) return std::nullopt;
     core_->note_acquired(*s, where);
@@ -147,5 +153,15 @@ class Pool {
 
   detail::PoolCore<T>* core_;
 };
+
+namespace detail {
+/// Lets daq_pool's adapters (daq_pool/asio.hpp) reach a handle's core.
+struct PoolAccess {
+  template <class T>
+  static PoolCore<T>* core(const Pool<T>& pool) noexcept {
+    return pool.core_;
+  }
+};
+}  // namespace detail
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE
