@@ -76,8 +76,8 @@ namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
 /// What PoolCore::start_wait() did with a waiter.
 enum class WaitStart {
-  acquired,  // a slot was free: the waiter's `slot` holds the loan; not queued
-  closed,    // the pool is closed: not queued
+  acquired,  // a slot was free: the waiter's `slot` holds the loan (state granted); not queued
+  closed,    // the pool is closed (state closed): not queued
   aborted,   // abort_wait() came first (state says why): not queued
   queued,    // in the list: it will be served, closed or aborted later
 };
@@ -256,7 +256,10 @@ class PoolCore {
     if (w.state != WaitState::idle) return WaitStart::aborted;
     std::uint64_t h = free_.load();
     for (;;) {
-      if (FreeList::is_closed(h)) return WaitStart::closed;
+      if (FreeList::is_closed(h)) {
+        w.state = WaitState::closed;
+        return WaitStart::closed;
+      }
       if (!FreeList::is_empty(h)) {
         // A slot is free (right now, or freed for a woken thread that has
         // not taken it yet): take it.
