@@ -181,7 +181,7 @@ TEST_CASE("deferred: initiated only when launched, with any token") {
   auto op = daq_pool::async_acquire(pool, asio::experimental::deferred);
   CHECK(pool.available() == 1);  // nothing happened yet
   int got = 0;
-  std::move(op)(asio::bind_executor(io, [&](error_code ec, Loaned<int> l) {
+  op(asio::bind_executor(io, [&](error_code ec, Loaned<int> l) {
     CHECK(!ec);
     got = *l;
   }));
@@ -196,7 +196,7 @@ TEST_CASE("deferred: initiated only when launched, with any token") {
       io,
       [&]() -> asio::awaitable<void> {
         auto later = daq_pool::async_try_acquire_for(pool, 1s, asio::experimental::deferred);
-        timed = co_await std::move(later)(asio::use_awaitable);
+        timed = co_await later(asio::use_awaitable);
       },
       asio::detached);
   io.run();
