@@ -87,7 +87,8 @@ class BufferPool {
   std::size_t buffer_capacity() const noexcept { return capacity_; }
 
   /// Closes the pool: waiting acquirers wake (acquire throws pool_closed,
-  /// try_* return nothing) and later acquisitions fail. Buffers and views
+  /// try_* return nothing), asynchronous ones complete with
+  /// errc::pool_closed, and later acquisitions fail. Buffers and views
   /// already out stay valid and return normally. Idempotent; thread-safe.
   void close() noexcept { pool_.close(); }
   /// True once close() was called or the last handle was destroyed.
