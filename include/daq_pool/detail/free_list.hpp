@@ -9,10 +9,12 @@
 //                          must hand its slot over instead of pushing it
 //   bit  34      orphaned: the last Pool handle is gone; a release counts
 //                          itself off the pool's lifetime instead of pushing
-//   bits 35..63  tag (29 bits), incremented by every pop: a pop that read a
-//                stale head fails its CAS instead of installing a stale link
-//                (the ABA problem; a stale pop would need exactly 2^29 pops
-//                to happen between its load and its CAS to go wrong)
+//   bits 35..63  tag (29 bits), incremented by every pop and every push: a
+//                pop that read a stale head fails its CAS instead of
+//                installing a stale link (the ABA problem; a stale pop would
+//                need exactly 2^29 pushes and pops to happen between its
+//                load and its CAS to go wrong). Pushes count too so that a
+//                head value names one state of the list: see guess().
 //
 // Why the flags live in the head: a release's push and "is anybody waiting,
 // is the pool orphaned?" are then one CAS. A push that succeeds saw neither
@@ -123,19 +125,22 @@ class FreeList {
       }
       link(node, h, node_of);
       const std::uint64_t pushed_head = pushed(node, h, 0);
+      // The guess goes first: once the CAS succeeds the slot is free, and the
+      // pool may be destroyed before this thread's next instruction (a
+      // guess of a head that never comes only costs a popper a failed CAS).
+      publish_guess(pushed_head);
       // release (success): publishes the item and the links to the thread
-      // that pops the node.
-      if (head_.compare_exchange_strong(h, pushed_head, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        publish_guess(pushed_head);
+      // that pops the node. The last access to the pool.
+      if (head_.compare_exchange_strong(h, pushed_head, std::memory_order_acq_rel, std::memory_order_acquire))
         return true;
-      }
       guessed = false;
     }
   }
 
   /// One attempt to push `node` onto exactly head `h`, clearing the flags in
   /// `clear`. On failure `h` is the current head. For the waiter-list paths
-  /// (called under the pool's waiter lock). Never allocates.
+  /// (called under the pool's waiter lock, which keeps the pool alive after
+  /// the CAS). Never allocates.
   template <class Node, class NodeOf>
   bool try_push(std::uint64_t& h, Node& node, NodeOf&& node_of, std::uint64_t clear) noexcept {
     link(node, h, node_of);
@@ -164,13 +169,19 @@ class FreeList {
  private:
   static constexpr std::uint64_t index_mask = 0xFFFF'FFFFu;
 
-  /// The expected head for the next CAS: the head as the last successful CAS
-  /// left it. Not the head itself: loading the word a locked instruction has
-  /// just written waits for that instruction to retire (~8 ns on Zen 3, more
-  /// than the rest of a pop), while this copy is written with a plain store.
-  /// A stale guess only costs a failed CAS, which returns the real head.
-  /// acquire: pairs with publish_guess(), so the guessed top's links (written
-  /// before the CAS that made it the top) are visible.
+  /// The expected head for the next CAS: the head as the last CAS left it
+  /// (or is about to leave it). Not the head itself: loading the word a
+  /// locked instruction has just written waits for that instruction to
+  /// retire, while this copy is written with a plain store. A wrong guess
+  /// only costs a failed CAS, which returns the real head.
+  ///
+  /// A push publishes its guess *before* its CAS, because after a successful
+  /// push the pool may be gone (see PoolCore). So a guess may name a head
+  /// that never comes (the push's CAS failed): a pop's CAS against it fails.
+  /// And it can't name a different state with the same value, because every
+  /// push and pop moves the tag: a retried push links on a newer head and
+  /// publishes a newer value. acquire: pairs with publish_guess(), so the
+  /// guessed top's links, written before the guess, are visible.
   std::uint64_t guess() const noexcept { return guess_.load(std::memory_order_acquire); }
   void publish_guess(std::uint64_t h) noexcept { guess_.store(h, std::memory_order_release); }
 
@@ -181,7 +192,7 @@ class FreeList {
   }
   template <class Node>
   static std::uint64_t pushed(const Node& node, std::uint64_t h, std::uint64_t clear) noexcept {
-    return ((h & ~index_mask) & ~clear) | node.index;
+    return (((h & ~index_mask) & ~clear) + tag_one) | node.index;
   }
 
   atomic<std::uint64_t> head_{empty_index};
