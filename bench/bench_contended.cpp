@@ -78,6 +78,11 @@ const bool registered = [] {
   RegisterBenchmark("contended/int/mutex_freelist", contended<MutexPool<int>, std::size_t, int (*)()>, pool_size,
                     make_int)
       ->UseRealTime();
+#if defined(DAQ_BENCH_ATOMIC_QUEUE)
+  RegisterBenchmark("contended/int/atomic_queue", contended<AtomicQueuePool<int>, std::size_t, int (*)()>, pool_size,
+                    make_int)
+      ->UseRealTime();
+#endif
 #if defined(DAQ_BENCH_MOODYCAMEL)
   RegisterBenchmark("contended/int/moodycamel", contended<MoodycamelPool<int>, std::size_t, int (*)()>, pool_size,
                     make_int)
@@ -89,8 +94,7 @@ const bool registered = [] {
       ->UseRealTime();
 #endif
 #if defined(DAQ_BENCH_GSTREAMER)
-  RegisterBenchmark("contended/int/GstBufferPool", contended<GstPool, std::size_t, std::size_t>, pool_size,
-                    sizeof(int))
+  RegisterBenchmark("contended/int/GstBufferPool", contended<GstPool, std::size_t, std::size_t>, pool_size, sizeof(int))
       ->UseRealTime();
 #endif
   return true;

@@ -58,6 +58,9 @@ const bool registered = [] {
   // Pool<int>: the pool's own cost and nothing else.
   RegisterBenchmark("cycle/int/daq_pool", cycle<DaqPool<int>, std::size_t, int (*)()>, pool_size, make_int);
   RegisterBenchmark("cycle/int/mutex_freelist", cycle<MutexPool<int>, std::size_t, int (*)()>, pool_size, make_int);
+#if defined(DAQ_BENCH_ATOMIC_QUEUE)
+  RegisterBenchmark("cycle/int/atomic_queue", cycle<AtomicQueuePool<int>, std::size_t, int (*)()>, pool_size, make_int);
+#endif
 #if defined(DAQ_BENCH_MOODYCAMEL)
   RegisterBenchmark("cycle/int/moodycamel", cycle<MoodycamelPool<int>, std::size_t, int (*)()>, pool_size, make_int);
 #endif
@@ -71,11 +74,11 @@ const bool registered = [] {
     run_cycle(state, pool);
   });
 #endif
-  RegisterBenchmark("cycle/frame_8MiB/mutex_freelist", cycle<MutexPool<Frame>, std::size_t, Frame (*)()>,
-                    pool_size, make_frame);
+  RegisterBenchmark("cycle/frame_8MiB/mutex_freelist", cycle<MutexPool<Frame>, std::size_t, Frame (*)()>, pool_size,
+                    make_frame);
 #if defined(DAQ_BENCH_MOODYCAMEL)
-  RegisterBenchmark("cycle/frame_8MiB/moodycamel", cycle<MoodycamelPool<Frame>, std::size_t, Frame (*)()>,
-                    pool_size, make_frame);
+  RegisterBenchmark("cycle/frame_8MiB/moodycamel", cycle<MoodycamelPool<Frame>, std::size_t, Frame (*)()>, pool_size,
+                    make_frame);
 #endif
   RegisterBenchmark("cycle/frame_8MiB/new_delete", new_delete_frame);
 #if defined(DAQ_BENCH_FFMPEG)
@@ -83,8 +86,7 @@ const bool registered = [] {
                     frame_bytes, false);
 #endif
 #if defined(DAQ_BENCH_GSTREAMER)
-  RegisterBenchmark("cycle/frame_8MiB/GstBufferPool", cycle<GstPool, std::size_t, std::size_t>, pool_size,
-                    frame_bytes);
+  RegisterBenchmark("cycle/frame_8MiB/GstBufferPool", cycle<GstPool, std::size_t, std::size_t>, pool_size, frame_bytes);
 #endif
   return true;
 }();

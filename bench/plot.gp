@@ -33,7 +33,7 @@ plot data."/handoff.dat" using 2:xtic(1) title "8 MiB frames" lc rgb "#3465a4", 
 
 set output out."/pipeline.png"
 set title "Pipeline: acquire -> copy 8 MiB -> freeze -> consumer reads -> drop (pool of 8)"
-set ylabel "GB/s copied (bars labelled with % of memcpy)"
+set ylabel "GB/s copied (bars labelled with % of the fair ceiling, memcpy over 8 buffers)"
 set style histogram clustered gap 1
 plot data."/pipeline.dat" using 2:xtic(1) notitle lc rgb "#3465a4", \
      "" using 0:2:(sprintf("%.0f%%", $3)) with labels offset 0,0.7 notitle

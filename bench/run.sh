@@ -10,7 +10,7 @@
 #
 # Environment: BUILD_DIR (default build/bench), OUT_DIR (default bench/),
 # REPETITIONS (5), MIN_TIME (seconds, 0.5), FILTER (regex over scenario names:
-# cycle view access handoff contended pipeline first_touch zmq), HIGH_PRIORITY=1
+# cycle view access handoff contended pipeline first_touch zmq asio), HIGH_PRIORITY=1
 # (on a shared machine, as root: runs each benchmark in its own session at
 # autogroup nice -20, so that other users' jobs don't preempt the threads;
 # with autogroup scheduling, plain `nice` has no effect across sessions).
@@ -26,7 +26,7 @@ out="${OUT_DIR:-$here}"
 repetitions="${REPETITIONS:-5}"
 min_time="${MIN_TIME:-0.5}"
 filter="${FILTER:-.}"
-scenarios=(cycle view access handoff contended pipeline first_touch zmq)
+scenarios=(cycle view access handoff contended pipeline first_touch zmq asio)
 
 cmake --preset bench -S "$root" -B "$build" >/dev/null
 # An integration's scenario (zmq: bench/zmq/) exists only where its
@@ -62,10 +62,11 @@ context="$context,priority=$priority,min_time=$min_time"
 
 for t in "${targets[@]}"; do
   echo "== $t" >&2
+  # Integration benchmarks live in bench/<integration>/ (bench_asio: asio).
+  bin="$build/bench/$t"
+  [[ -x "$bin" ]] || bin="$build/bench/${t#bench_}/$t"
   # A plain number of seconds for --benchmark_min_time works with Google
   # Benchmark 1.7 (Debian 12) and 1.8+ (which also accepts "0.5s").
-  bin="$build/bench/$t"
-  [[ -x "$bin" ]] || bin="$build/bench/${t#bench_}/$t"  # bench/<integration>/
   "${runner[@]}" "$bin" \
     --benchmark_repetitions="$repetitions" \
     --benchmark_enable_random_interleaving=true \

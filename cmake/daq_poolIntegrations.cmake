@@ -150,6 +150,23 @@ function(daq_pool_find_integration name)
       # installs only headers): look for the header.
       find_path(DAQ_POOL_ASIO_INCLUDE_DIR asio.hpp DOC "Directory holding standalone asio's asio.hpp")
       mark_as_advanced(DAQ_POOL_ASIO_INCLUDE_DIR)
+      if(NOT DAQ_POOL_ASIO_INCLUDE_DIR AND DAQ_POOL_FETCH_ASIO)
+        # Opt-in fallback (build tree only; an installed package never
+        # downloads): upstream's headers, which need no build.
+        include(FetchContent)
+        FetchContent_Declare(daq_pool_asio
+          GIT_REPOSITORY https://github.com/chriskohlhoff/asio.git
+          GIT_TAG asio-1-22-1
+          GIT_SHALLOW TRUE)
+        FetchContent_GetProperties(daq_pool_asio)
+        if(NOT daq_pool_asio_POPULATED)
+          FetchContent_Populate(daq_pool_asio)
+        endif()
+        if(EXISTS "${daq_pool_asio_SOURCE_DIR}/asio/include/asio.hpp")
+          set(DAQ_POOL_ASIO_INCLUDE_DIR "${daq_pool_asio_SOURCE_DIR}/asio/include" CACHE PATH
+              "Directory holding standalone asio's asio.hpp" FORCE)
+        endif()
+      endif()
       if(DAQ_POOL_ASIO_INCLUDE_DIR)
         set(found TRUE)
         set(libs ${DAQ_POOL_ASIO_INCLUDE_DIR})

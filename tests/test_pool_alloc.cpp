@@ -33,12 +33,24 @@ std::size_t churn(Pool<std::vector<int>>& pool, std::size_t iterations, std::siz
   for (std::size_t i = 0; i < iterations; ++i) {
     std::optional<Loaned<std::vector<int>>> l;
     switch ((i + id) % 6) {
-      case 0: l = pool.acquire(); break;
-      case 1: l = pool.try_acquire(); break;
-      case 2: l = pool.try_acquire_for(std::chrono::microseconds(50)); break;
-      case 3: l = pool.try_acquire_for(0ns); break;
-      case 4: l = pool.try_acquire_until(std::chrono::steady_clock::now() + 20us); break;
-      default: l = pool.try_acquire_until(std::chrono::system_clock::now() + 20us); break;
+      case 0:
+        l = pool.acquire();
+        break;
+      case 1:
+        l = pool.try_acquire();
+        break;
+      case 2:
+        l = pool.try_acquire_for(std::chrono::microseconds(50));
+        break;
+      case 3:
+        l = pool.try_acquire_for(0ns);
+        break;
+      case 4:
+        l = pool.try_acquire_until(std::chrono::steady_clock::now() + 20us);
+        break;
+      default:
+        l = pool.try_acquire_until(std::chrono::system_clock::now() + 20us);
+        break;
     }
     if (!l) continue;
     ++ok;
@@ -51,12 +63,12 @@ std::size_t churn(Pool<std::vector<int>>& pool, std::size_t iterations, std::siz
   return ok;
 }
 
-#define SKIP_UNLESS_COUNTING()                                                                         \
-  do {                                                                                                 \
-    if (!alloc_counter::enabled) {                                                                     \
-      WARN("allocation counting is off in this build (sanitizer or non-glibc): test skipped");         \
-      return;                                                                                          \
-    }                                                                                                  \
+#define SKIP_UNLESS_COUNTING()                                                                 \
+  do {                                                                                         \
+    if (!alloc_counter::enabled) {                                                             \
+      WARN("allocation counting is off in this build (sanitizer or non-glibc): test skipped"); \
+      return;                                                                                  \
+    }                                                                                          \
   } while (false)
 
 }  // namespace
@@ -79,7 +91,8 @@ TEST_CASE("positive control: the counter sees operator new and malloc") {
   t.join();
   CHECK(scope2.total() >= 1);
   // Growth of a pool allocates (a new bucket): the counter would catch it.
-  Pool<int> pool(1, [] { return 0; }, {}, PoolOptions{1000});
+  Pool<int> pool(
+      1, [] { return 0; }, {}, PoolOptions{1000});
   alloc_counter::Scope scope3;
   CHECK(pool.grow(500) == 500);
   CHECK(scope3.total() >= 1);
@@ -87,7 +100,8 @@ TEST_CASE("positive control: the counter sees operator new and malloc") {
 
 TEST_CASE("acquire and release allocate nothing on the constructing thread") {
   SKIP_UNLESS_COUNTING();
-  Pool<std::vector<int>> pool(4, [] { return std::vector<int>(16, 0); }, [](std::vector<int>& v) { v[0] = 0; });
+  Pool<std::vector<int>> pool(
+      4, [] { return std::vector<int>(16, 0); }, [](std::vector<int>& v) { v[0] = 0; });
   alloc_counter::Scope scope;
   const std::size_t ok = churn(pool, 5000, 0);
   auto a = pool.acquire();
@@ -109,7 +123,8 @@ TEST_CASE("brand-new threads contending for the pool allocate nothing, even when
   SKIP_UNLESS_COUNTING();
   test_support::Watchdog dog("alloc: new threads contending", std::chrono::seconds(120));
   // Fewer slots than threads, so blocking acquirers really park (futex).
-  Pool<std::vector<int>> pool(2, [] { return std::vector<int>(16, 0); }, [](std::vector<int>& v) { v[0] = 0; });
+  Pool<std::vector<int>> pool(
+      2, [] { return std::vector<int>(16, 0); }, [](std::vector<int>& v) { v[0] = 0; });
   constexpr std::size_t threads = 4;
   const std::size_t per_thread = 20000;
   test_support::StartGate ready(threads + 1);
@@ -153,7 +168,8 @@ TEST_CASE("brand-new threads contending for the pool allocate nothing, even when
 
 TEST_CASE("acquire_or_grow allocates only when it grows") {
   SKIP_UNLESS_COUNTING();
-  Pool<int> pool(2, [] { return 0; }, {}, PoolOptions{4});
+  Pool<int> pool(
+      2, [] { return 0; }, {}, PoolOptions{4});
   CHECK(pool.grow(2) == 2);  // the bucket for all 4 slots exists now
   alloc_counter::Scope scope;
   for (int i = 0; i < 1000; ++i) {

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
-#include <stdexcept>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -244,10 +244,18 @@ TEST_CASE("an unbounded timed wait is not cut short by an overflowed deadline") 
     std::thread waiter([&] {
       started = true;
       switch (round) {
-        case 0: got = pool.try_acquire_for(std::chrono::nanoseconds::max()); break;
-        case 1: got = pool.try_acquire_for(std::chrono::seconds::max()); break;
-        case 2: got = pool.try_acquire_until(std::chrono::steady_clock::time_point::max()); break;
-        default: got = pool.try_acquire_until(std::chrono::system_clock::time_point::max()); break;
+        case 0:
+          got = pool.try_acquire_for(std::chrono::nanoseconds::max());
+          break;
+        case 1:
+          got = pool.try_acquire_for(std::chrono::seconds::max());
+          break;
+        case 2:
+          got = pool.try_acquire_until(std::chrono::steady_clock::time_point::max());
+          break;
+        default:
+          got = pool.try_acquire_until(std::chrono::system_clock::time_point::max());
+          break;
       }
     });
     while (!started.load()) std::this_thread::yield();
@@ -260,7 +268,8 @@ TEST_CASE("an unbounded timed wait is not cut short by an overflowed deadline") 
 }
 
 TEST_CASE("close(): acquire throws pool_closed, try_* return nothing, loans out stay valid") {
-  Pool<int> pool(2, [] { return 9; }, {}, PoolOptions{4});
+  Pool<int> pool(
+      2, [] { return 9; }, {}, PoolOptions{4});
   auto out = pool.acquire();
   pool.close();
   CHECK(pool.is_closed());
@@ -440,7 +449,8 @@ TEST_CASE("copy-assigning over the last handle of another pool closes and frees 
 }
 
 TEST_CASE("stats: exact counters in a single-threaded sequence") {
-  Pool<int> pool(3, [] { return 0; }, [](int& v) { v = 0; }, PoolOptions{5});
+  Pool<int> pool(
+      3, [] { return 0; }, [](int& v) { v = 0; }, PoolOptions{5});
   PoolStats st = pool.stats();
   CHECK(st.size == 3);
   CHECK(st.available == 3);
@@ -474,17 +484,17 @@ TEST_CASE("stats: exact counters in a single-threaded sequence") {
     auto b = pool.acquire();
     auto c = pool.try_acquire_for(1ms);
     REQUIRE(c);
-    CHECK_FALSE(pool.try_acquire());          // miss 1
-    CHECK_FALSE(pool.try_acquire_for(0ms));   // miss 2
-    CHECK_FALSE(pool.try_acquire_for(1ms));   // miss 3 (may sleep: waits <= 1)
-    auto d = pool.acquire_or_grow();          // grows to 4
+    CHECK_FALSE(pool.try_acquire());         // miss 1
+    CHECK_FALSE(pool.try_acquire_for(0ms));  // miss 2
+    CHECK_FALSE(pool.try_acquire_for(1ms));  // miss 3 (may sleep: waits <= 1)
+    auto d = pool.acquire_or_grow();         // grows to 4
     REQUIRE(d);
     CHECK(d->slot_index() == 3);
-    CHECK(pool.grow(10) == 1);                // only one more fits
+    CHECK(pool.grow(10) == 1);  // only one more fits
     CHECK(pool.grow(1) == 0);
-    auto e = pool.acquire_or_grow();          // the grown, free slot
+    auto e = pool.acquire_or_grow();  // the grown, free slot
     REQUIRE(e);
-    CHECK_FALSE(pool.acquire_or_grow());      // miss 4: at the bound
+    CHECK_FALSE(pool.acquire_or_grow());  // miss 4: at the bound
     st = pool.stats();
     CHECK(st.size == 5);
     CHECK(st.in_use == 5);
@@ -535,9 +545,15 @@ TEST_CASE("stats: a blocking acquire that sleeps counts one miss and one wait") 
 
 TEST_CASE("max_size: initial size without growth, the bound with it") {
   CHECK(Pool<int>(4, [] { return 0; }).max_size() == 4);
-  CHECK(Pool<int>(4, [] { return 0; }, {}, PoolOptions{0}).max_size() == 4);
-  CHECK(Pool<int>(4, [] { return 0; }, {}, PoolOptions{4}).max_size() == 4);
-  CHECK(Pool<int>(4, [] { return 0; }, {}, PoolOptions{100}).max_size() == 100);
+  CHECK(Pool<int>(
+            4, [] { return 0; }, {}, PoolOptions{0})
+            .max_size() == 4);
+  CHECK(Pool<int>(
+            4, [] { return 0; }, {}, PoolOptions{4})
+            .max_size() == 4);
+  CHECK(Pool<int>(
+            4, [] { return 0; }, {}, PoolOptions{100})
+            .max_size() == 100);
   Pool<int> fixed(2, [] { return 0; });
   CHECK(fixed.grow(3) == 0);
   CHECK(fixed.size() == 2);

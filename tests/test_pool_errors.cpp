@@ -48,13 +48,20 @@ TEST_CASE("an empty factory is rejected, naming factory") {
 }
 
 TEST_CASE("max_size below size is rejected, naming max_size") {
-  REQUIRE_THROWS_AS(Pool<int>(4, [] { return 0; }, {}, PoolOptions{3}), std::invalid_argument);
-  const auto msg = invalid_argument_message([] { Pool<int>(4, [] { return 0; }, {}, PoolOptions{1}); });
+  REQUIRE_THROWS_AS(Pool<int>(
+                        4, [] { return 0; }, {}, PoolOptions{3}),
+                    std::invalid_argument);
+  const auto msg = invalid_argument_message([] {
+    Pool<int>(
+        4, [] { return 0; }, {}, PoolOptions{1});
+  });
   INFO(msg);
   CHECK(contains(msg, "max_size"));
   // 0 (never grows) and == size (no room to grow) are both valid.
-  REQUIRE_NOTHROW(Pool<int>(4, [] { return 0; }, {}, PoolOptions{0}));
-  REQUIRE_NOTHROW(Pool<int>(4, [] { return 0; }, {}, PoolOptions{4}));
+  REQUIRE_NOTHROW(Pool<int>(
+      4, [] { return 0; }, {}, PoolOptions{0}));
+  REQUIRE_NOTHROW(Pool<int>(
+      4, [] { return 0; }, {}, PoolOptions{4}));
 }
 
 TEST_CASE("sizes above Pool<T>::max_slots are rejected before anything is built") {
@@ -82,7 +89,9 @@ TEST_CASE("sizes above Pool<T>::max_slots are rejected before anything is built"
 TEST_CASE("the argument checks come in a useful order") {
   // Several faults at once: each is reported, none is silently accepted.
   REQUIRE_THROWS_AS(Pool<int>(0, nullptr), std::invalid_argument);
-  REQUIRE_THROWS_AS(Pool<int>(0, [] { return 0; }, {}, PoolOptions{5}), std::invalid_argument);
+  REQUIRE_THROWS_AS(Pool<int>(
+                        0, [] { return 0; }, {}, PoolOptions{5}),
+                    std::invalid_argument);
 }
 
 TEST_CASE("a factory throwing during construction propagates and leaks nothing") {
@@ -111,7 +120,9 @@ TEST_CASE("a factory that throws with growth options also leaks nothing") {
     if (++calls == 3) throw std::logic_error("third one");
     return Tracked(calls);
   };
-  REQUIRE_THROWS_AS(Pool<Tracked>(4, factory, [](Tracked&) {}, PoolOptions{100}), std::logic_error);
+  REQUIRE_THROWS_AS(Pool<Tracked>(
+                        4, factory, [](Tracked&) {}, PoolOptions{100}),
+                    std::logic_error);
   CHECK(Tracked::alive() == 0);
 }
 

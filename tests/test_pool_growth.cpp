@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <utility>
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -21,7 +21,8 @@ using daq_pool::PoolOptions;
 
 TEST_CASE("grow adds up to count slots within max_size and reports how many") {
   int built = 0;
-  Pool<int> pool(2, [&built] { return built++; }, {}, PoolOptions{10});
+  Pool<int> pool(
+      2, [&built] { return built++; }, {}, PoolOptions{10});
   CHECK(pool.grow(0) == 0);
   CHECK(pool.grow(3) == 3);
   CHECK(built == 5);
@@ -58,7 +59,8 @@ TEST_CASE("a closed pool does not grow") {
 }
 
 TEST_CASE("acquire_or_grow takes a free slot first, grows only when none is free") {
-  Pool<int> pool(1, [] { return 0; }, {}, PoolOptions{3});
+  Pool<int> pool(
+      1, [] { return 0; }, {}, PoolOptions{3});
   auto a = pool.acquire_or_grow();
   REQUIRE(a);
   CHECK(pool.size() == 1);  // didn't grow: a slot was free
@@ -93,7 +95,8 @@ TEST_CASE("concurrent growers never exceed max_size") {
   for (std::size_t r = 0; r < rounds; ++r) {
     constexpr std::size_t max = 37;  // spans two buckets
     std::atomic<int> built{0};
-    Pool<int> pool(3, [&built] { return built++; }, {}, PoolOptions{max});
+    Pool<int> pool(
+        3, [&built] { return built++; }, {}, PoolOptions{max});
     std::atomic<std::size_t> added{0};
     constexpr std::size_t threads = 4;
     test_support::StartGate gate(threads);
@@ -116,7 +119,8 @@ TEST_CASE("a grower in acquire_or_grow never fails while below the bound") {
   constexpr std::size_t per_thread = 5;
   constexpr std::size_t max = threads * per_thread;
   for (std::size_t r = 0; r < rounds; ++r) {
-    Pool<int> pool(1, [] { return 0; }, {}, PoolOptions{max});
+    Pool<int> pool(
+        1, [] { return 0; }, {}, PoolOptions{max});
     std::atomic<std::size_t> failures{0};
     std::atomic<std::size_t> extra{0};
     test_support::StartGate gate(threads);
@@ -148,7 +152,8 @@ TEST_CASE("a grower in acquire_or_grow never fails while below the bound") {
 
 TEST_CASE("growth wakes blocked acquirers") {
   test_support::Watchdog dog("growth wakes blocked acquirers", std::chrono::seconds(60));
-  Pool<int> pool(1, [] { return 0; }, {}, PoolOptions{4});
+  Pool<int> pool(
+      1, [] { return 0; }, {}, PoolOptions{4});
   auto held = pool.acquire();
   constexpr int waiters = 3;
   std::atomic<int> got{0};
@@ -183,7 +188,8 @@ TEST_CASE("growth wakes blocked acquirers") {
 TEST_CASE("pointers cached by earlier loans stay valid while the pool grows") {
   test_support::Watchdog dog("pointers stable under growth", std::chrono::seconds(60));
   constexpr std::size_t max = 2000;  // many buckets
-  Pool<std::size_t> pool(2, [] { return std::size_t{0}; }, {}, PoolOptions{max});
+  Pool<std::size_t> pool(
+      2, [] { return std::size_t{0}; }, {}, PoolOptions{max});
   auto first = pool.acquire();
   std::size_t* const cached = &*first;
   *first = 12345;

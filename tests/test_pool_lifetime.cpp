@@ -75,7 +75,7 @@ TEST_CASE("dropping every Pool handle while loans are out is safe") {
   CHECK_FALSE(c);
   a.reset();
   CHECK(Tracked::alive() == 3);  // one loan still out: nothing destroyed
-  b.reset();                      // the last loan frees everything, here
+  b.reset();                     // the last loan frees everything, here
   CHECK(Tracked::alive() == 0);
   CHECK(Tracked::constructions.load() == Tracked::destructions.load());
 }

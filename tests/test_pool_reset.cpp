@@ -6,10 +6,10 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
-#include <utility>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -24,10 +24,12 @@ using test_support::Tracked;
 
 TEST_CASE("reset runs once per return, on the returning thread") {
   std::vector<std::thread::id> ran_on;
-  Pool<int> pool(2, [] { return 0; }, [&ran_on](int& v) {
-    ran_on.push_back(std::this_thread::get_id());
-    v = 0;
-  });
+  Pool<int> pool(
+      2, [] { return 0; },
+      [&ran_on](int& v) {
+        ran_on.push_back(std::this_thread::get_id());
+        v = 0;
+      });
   {
     auto a = pool.acquire();
     *a = 5;
@@ -65,15 +67,17 @@ TEST_CASE("reset completes before the slot is visible to other threads") {
     Item() = default;
     Item(const Item&) : Item() {}
   };
-  Pool<Item> pool(1, [] { return Item(); }, [](Item& it) {
-    it.in_reset.store(1, std::memory_order_relaxed);
-    it.a = 0;
-    std::this_thread::yield();
-    it.b = 0;
-    std::this_thread::yield();
-    it.c = 0;
-    it.in_reset.store(0, std::memory_order_relaxed);
-  });
+  Pool<Item> pool(
+      1, [] { return Item(); },
+      [](Item& it) {
+        it.in_reset.store(1, std::memory_order_relaxed);
+        it.a = 0;
+        std::this_thread::yield();
+        it.b = 0;
+        std::this_thread::yield();
+        it.c = 0;
+        it.in_reset.store(0, std::memory_order_relaxed);
+      });
   const int per_thread = static_cast<int>(test_support::scaled(4000));
   std::atomic<int> bad{0};
   test_support::StartGate gate(2);

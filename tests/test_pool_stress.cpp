@@ -117,11 +117,21 @@ TEST_CASE("stress: exclusive ownership under mixed acquire kinds") {
     for (std::uint64_t i = 0; i < per_thread; ++i) {
       std::optional<Loaned<Item>> l;
       switch ((i + id) % 5) {
-        case 0: l = pool.acquire(); break;
-        case 1: l = pool.try_acquire(); break;
-        case 2: l = pool.try_acquire_for(std::chrono::microseconds(i % 50)); break;
-        case 3: l = pool.try_acquire_until(std::chrono::steady_clock::now() + std::chrono::microseconds(20)); break;
-        default: l = pool.try_acquire_for(0ns); break;
+        case 0:
+          l = pool.acquire();
+          break;
+        case 1:
+          l = pool.try_acquire();
+          break;
+        case 2:
+          l = pool.try_acquire_for(std::chrono::microseconds(i % 50));
+          break;
+        case 3:
+          l = pool.try_acquire_until(std::chrono::steady_clock::now() + std::chrono::microseconds(20));
+          break;
+        default:
+          l = pool.try_acquire_for(0ns);
+          break;
       }
       if (!l) continue;
       ledger.enter(*l, me, i);
@@ -203,7 +213,8 @@ TEST_CASE("stress: growth while others acquire and release") {
   constexpr std::size_t max = 40;
   constexpr std::size_t threads = 4;
   const std::size_t per_thread = test_support::scaled(20000);
-  Pool<Item> pool(2, [] { return Item{}; }, {}, PoolOptions{max});
+  Pool<Item> pool(
+      2, [] { return Item{}; }, {}, PoolOptions{max});
   Ledger ledger(max);
   StartGate gate(threads);
   test_support::run_threads(threads, [&](std::size_t id) {
@@ -247,8 +258,10 @@ TEST_CASE("stress: close() wakes every blocked acquirer at once") {
       threads.emplace_back([&, i] {
         if (i % 3 == 2) {
           // A timed waiter with a deadline far away: close must end it too.
-          if (pool.try_acquire_for(std::chrono::hours(1))) ++got;
-          else ++timed_nothing;
+          if (pool.try_acquire_for(std::chrono::hours(1)))
+            ++got;
+          else
+            ++timed_nothing;
           return;
         }
         try {

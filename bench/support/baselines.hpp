@@ -11,9 +11,9 @@
 
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <new>
@@ -33,6 +33,11 @@
 #include <concurrentqueue/blockingconcurrentqueue.h>
 #else
 #include <blockingconcurrentqueue.h>
+#endif
+
+#if __has_include(<atomic_queue/atomic_queue.h>)
+#include <atomic_queue/atomic_queue.h>
+#define DAQ_BENCH_ATOMIC_QUEUE 1
 #endif
 
 #if defined(DAQ_BENCH_FFMPEG)
@@ -197,6 +202,34 @@ class MoodycamelPool : public VectorBytes {
 };
 #endif
 
+#if defined(DAQ_BENCH_ATOMIC_QUEUE)
+/// The fastest lock-free pool one can build from a ring: free item pointers
+/// in max0x7ba's atomic_queue::AtomicQueue (a bounded MPMC ring of atomic
+/// elements), acquire spinning while the ring is empty. No blocking, no
+/// lifetime management, no growth: the floor for a lock-free cycle (each
+/// push and pop is two atomic read-modify-writes: the index, the element).
+template <class T, unsigned Capacity = 8>
+class AtomicQueuePool : public VectorBytes {
+ public:
+  using Handle = daq_bench::Handle<AtomicQueuePool, T*>;
+  static constexpr const char* name = "atomic_queue";
+
+  AtomicQueuePool(std::size_t n, const std::function<T()>& make) {
+    if (n > Capacity) throw std::invalid_argument("AtomicQueuePool: n exceeds Capacity");
+    items_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) items_.push_back(make());
+    for (auto& item : items_) release(&item);
+  }
+
+  Handle acquire() { return Handle(this, free_.pop()); }  // spins while empty
+  void release(T* item) { free_.push(item); }
+
+ private:
+  std::vector<T> items_;
+  atomic_queue::AtomicQueue<T*, Capacity, nullptr> free_;
+};
+#endif
+
 #if defined(DAQ_BENCH_FFMPEG)
 /// FFmpeg's AVBufferPool. It has no upper bound (an empty pool allocates a
 /// new buffer), so where a scenario needs "a pool of n" a LightweightSemaphore
@@ -206,7 +239,8 @@ class AvPool {
   using Handle = daq_bench::Handle<AvPool, AVBufferRef*>;
   static constexpr const char* name = "AVBufferPool";
 
-  AvPool(std::size_t n, std::size_t bytes, bool bounded) : pool_(av_buffer_pool_init(bytes, nullptr)), bounded_(bounded) {
+  AvPool(std::size_t n, std::size_t bytes, bool bounded)
+      : pool_(av_buffer_pool_init(bytes, nullptr)), bounded_(bounded) {
     if (pool_ == nullptr) throw std::bad_alloc();
     // Make the pool hold n buffers, touched once, like the other pools' items.
     std::vector<AVBufferRef*> warm;
@@ -281,7 +315,8 @@ class GstPool {
 
   Handle acquire() {
     GstBuffer* buffer = nullptr;
-    if (gst_buffer_pool_acquire_buffer(pool_, &buffer, nullptr) != GST_FLOW_OK) throw std::runtime_error("GstBufferPool: acquire failed");
+    if (gst_buffer_pool_acquire_buffer(pool_, &buffer, nullptr) != GST_FLOW_OK)
+      throw std::runtime_error("GstBufferPool: acquire failed");
     return Handle(this, buffer);
   }
   void release(GstBuffer* buffer) { gst_buffer_unref(buffer); }

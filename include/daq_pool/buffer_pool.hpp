@@ -109,7 +109,8 @@ class BufferPool {
   std::size_t buffer_capacity() const noexcept { return capacity_; }
 
   /// Closes the pool: waiting acquirers wake (acquire throws pool_closed,
-  /// try_* return nothing) and later acquisitions fail. Buffers and views
+  /// try_* return nothing), asynchronous ones complete with
+  /// errc::pool_closed, and later acquisitions fail. Buffers and views
   /// already out stay valid and return normally. Idempotent; thread-safe.
   void close() noexcept { pool_.close(); }
   /// True once close() was called or the last handle was destroyed.
@@ -157,6 +158,8 @@ class BufferPool {
 #endif
 
  private:
+  friend struct detail::BufferPoolAccess;  // daq_pool/asio.hpp: the Pool underneath
+
   BufferPool(const std::shared_ptr<detail::BufferMemory>& memory, std::size_t pool_size, std::size_t capacity)
       : pool_(pool_size, factory(memory, capacity), reset(memory->zero_on_release())),
         capacity_(capacity),

@@ -23,14 +23,21 @@
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
+namespace detail {
+struct PoolAccess;
+}
+
 /// A pool of `size` items of type T, built once by `factory`, then lent out as
 /// `Loaned<T>` and returned when the loan is destroyed.
 ///
 /// Pool is a cheap handle: copies share one pool (copying is one relaxed
 /// atomic increment). Every member function is thread-safe. Acquiring and
-/// releasing are lock-free and never allocate; only construction and growth
-/// allocate. The pool's storage lives until the last handle *and* the last
-/// loan are gone; destroying the last handle closes the pool.
+/// releasing never allocate and are lock-free while nobody waits (one CAS
+/// each); a release that finds waiters serves the oldest under the pool's
+/// waiter lock. Only construction and growth allocate. The pool's storage
+/// lives until the last handle *and* the last loan are gone; destroying the
+/// last handle closes the pool. Asynchronous acquisition (asio, coroutines):
+/// daq_pool/asio.hpp.
 ///
 /// Every acquire function ends with a defaulted `where` parameter (callers
 /// never pass it): the caller's source location, which debug builds record
@@ -118,13 +125,15 @@ class Pool {
   std::size_t size() const noexcept { return core_->size(); }
   /// The most items the pool may hold (its initial size if it can't grow).
   std::size_t max_size() const noexcept { return core_->max_size(); }
-  /// Items free right now. Thread-safe; stale the moment it is read.
+  /// Items free right now (the free list's depth, O(1)). Thread-safe; stale
+  /// the moment it is read.
   std::size_t available() const noexcept { return core_->available(); }
 
   /// Closes the pool: wakes every waiting acquirer at once (acquire throws
-  /// pool_closed, try_* return nothing) and fails all later acquisitions.
-  /// Loans already out stay valid and return normally. Idempotent.
-  /// Thread-safe, never allocates.
+  /// pool_closed, try_* return nothing), completes every asynchronous waiter
+  /// with errc::pool_closed, and fails all later acquisitions. Loans already
+  /// out stay valid and return normally. Idempotent. Thread-safe, never
+  /// allocates.
   void close() noexcept { core_->close(); }
   bool is_closed() const noexcept { return core_->is_closed(); }
 
@@ -139,6 +148,8 @@ class Pool {
 #endif
 
  private:
+  friend struct detail::PoolAccess;
+
   std::optional<Loaned<T>> wrap(detail::Slot<T>* s, const source_location& where) noexcept {
     if (s == nullptr) return std::nullopt;
     core_->note_acquired(*s, where);
@@ -147,5 +158,15 @@ class Pool {
 
   detail::PoolCore<T>* core_;
 };
+
+namespace detail {
+/// Lets daq_pool's adapters (daq_pool/asio.hpp) reach a handle's core.
+struct PoolAccess {
+  template <class T>
+  static PoolCore<T>* core(const Pool<T>& pool) noexcept {
+    return pool.core_;
+  }
+};
+}  // namespace detail
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE

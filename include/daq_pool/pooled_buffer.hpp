@@ -20,6 +20,9 @@
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE {
 
 class BufferPool;
+namespace detail {
+struct BufferPoolAccess;
+}
 
 /// One buffer of a BufferPool, held exclusively: write into it, set how many
 /// bytes are valid, then `freeze()` it into a shared immutable `Bytes` view.
@@ -103,6 +106,7 @@ class PooledBuffer {
  private:
   friend class BufferPool;
   friend class Bytes;
+  friend struct detail::BufferPoolAccess;  // daq_pool/asio.hpp
 
   explicit PooledBuffer(Loaned<detail::Buffer>&& loan) noexcept : loan_(std::move(loan)) {}
 

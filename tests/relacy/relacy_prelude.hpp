@@ -43,6 +43,8 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #if defined(__unix__)

@@ -1,19 +1,27 @@
-// Where threads sleep while a pool is empty: an event count.
+// Where one blocked thread sleeps while it waits in a pool's waiter list: a
+// parking spot, i.e. a 32-bit word the sleeper waits on and the thread that
+// serves it changes (0: not served yet).
 //
-// A waiter announces itself (prepare_wait), re-checks its condition, and only
-// then sleeps on the epoch it read. A notifier first makes the condition true,
-// then checks for announced waiters and, only if there are any, bumps the
-// epoch and wakes one. Because both sides use seq_cst operations, in the single
-// total order either the waiter's re-check sees the notifier's change, or the
-// notifier sees the waiter's announcement: a wake-up can't be lost. With no
-// waiter, notify is one load and never enters the kernel.
+// The sleeper loops `while (state() == 0) wait_while(0, timeout)`; the
+// server sets the word and wakes the sleeper with set_and_wake().
+// A wake can't be lost: FUTEX_WAIT compares the word with the expected value
+// and sleeps atomically (the portable and model backends do the same). Each
+// spot has exactly one sleeper, so a wake never goes to the wrong thread.
+//
+// Lifetime: the spot lives on the sleeper's stack. The server calls
+// set_and_wake() while it holds the pool's waiter lock, and the sleeper takes
+// that lock before its spot goes out of scope, so the spot outlives every
+// access by the server (no futex wake on a dead stack frame).
+//
+// Backends: a Linux futex on the word; elsewhere (or with
+// DAQ_POOL_PORTABLE_PARKING) a moodycamel LightweightSemaphore per spot;
+// under the Relacy model checker, Relacy's model of a futex.
 #pragma once
 
 #include "daq_pool/detail/abi.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <optional>
 
@@ -32,22 +40,39 @@
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail {
 
-class Parking {
+class ParkingSpot {
  public:
-  /// Announces the calling thread as a waiter and returns the epoch to sleep
-  /// on. Must be followed by exactly one cancel_wait() or wait().
-  std::uint32_t prepare_wait() noexcept {
-    // seq_cst: pairs with the seq_cst load in notify_one (see the file comment).
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    return epoch_.load(std::memory_order_seq_cst);
+  explicit ParkingSpot(std::uint32_t initial) noexcept : word_(initial) {}
+  ParkingSpot(const ParkingSpot&) = delete;
+  ParkingSpot& operator=(const ParkingSpot&) = delete;
+
+  /// The state now. acquire: pairs with set_and_wake()'s release, so what the
+  /// server wrote before (e.g. the granted slot) is visible.
+  std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire); }
+
+  /// Sets the state without waking anybody (no sleeper yet, or an async
+  /// waiter, which never sleeps here).
+  void set(std::uint32_t s) noexcept { word_.store(s, std::memory_order_release); }
+
+  /// Sets the state and wakes the sleeper, if it sleeps. release: everything
+  /// the caller wrote before is visible to the sleeper that sees the state.
+  void set_and_wake(std::uint32_t s) noexcept {
+    set(s);
+#if defined(DAQ_POOL_DETAIL_FUTEX)
+    ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#elif defined(DAQ_POOL_USE_RELACY)
+    // The model of FUTEX_WAKE: unparks the thread parked in wait_while().
+    rl::context& c = rl::ctx();
+    c.sched();
+    word_.wake(c, 1, $);
+#else
+    sleeper_.signal();
+#endif
   }
 
-  /// Withdraws the announcement of prepare_wait() without sleeping.
-  void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
-
-  /// Sleeps until the epoch moves away from `key` or `timeout` passes (none:
-  /// forever). May wake spuriously; callers re-check their condition.
-  void wait(std::uint32_t key, std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  /// Sleeps while the state is `s`, at most `timeout` (none: no limit). May
+  /// return early (spurious wake-up, timeout): callers re-check the state.
+  void wait_while(std::uint32_t s, std::optional<std::chrono::nanoseconds> timeout) noexcept {
 #if defined(DAQ_POOL_DETAIL_FUTEX)
     timespec ts{};
     timespec* tsp = nullptr;
@@ -56,80 +81,48 @@ class Parking {
       ts.tv_nsec = static_cast<long>(timeout->count() % 1'000'000'000);
       tsp = &ts;
     }
-    // FUTEX_WAIT checks `epoch_ == key` and sleeps atomically, so a notify
-    // between our load of the epoch and this call is never missed.
-    ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_PRIVATE, key, tsp, nullptr, 0);
+    // FUTEX_WAIT checks `word_ == s` and sleeps atomically: a set_and_wake()
+    // between our last look at the state and this call is never missed.
+    ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_PRIVATE, s, tsp, nullptr, 0);
 #elif defined(DAQ_POOL_USE_RELACY)
-    // The model of FUTEX_WAIT under the Relacy model checker: compare the
-    // epoch with `key` and park on it with no preemption point in between
-    // (the kernel does both under its lock), so a notify that moved the epoch
-    // first is seen and one that comes later finds us parked. A timed wait
-    // may time out at any point of the schedule. Spurious wake-ups are off:
-    // Relacy would use them to rescue a thread whose wake-up was lost,
-    // hiding the very bug this model is for; a lost wake-up instead leaves
-    // the thread parked forever, which Relacy reports as a deadlock.
+    // The model of FUTEX_WAIT: compare and park with no preemption point in
+    // between (the kernel does both under its lock). A timed wait may time
+    // out at any point of the schedule. Spurious wake-ups are off: Relacy
+    // would use them to rescue a thread whose wake-up was lost, hiding the
+    // very bug the models look for; a lost wake-up instead leaves the thread
+    // parked forever, which Relacy reports as a deadlock.
     rl::context& c = rl::ctx();
     c.sched();
     bool same = false;
     {
       rl::preemption_disabler no_switch(c);
-      same = epoch_.load(std::memory_order_seq_cst) == key;
+      // A read-modify-write reads the latest value, as the kernel's compare
+      // does (a plain load may legally return an older one).
+      same = word_.fetch_add(0, std::memory_order_acquire) == s;
     }
-    if (same) epoch_.wait(c, timeout.has_value(), false, $);
+    if (same) word_.wait(c, timeout.has_value(), false, $);
 #else
-    if (epoch_.load(std::memory_order_seq_cst) == key) {
-      // The semaphore may hold stale permits from earlier notifies; that only
-      // costs a spurious wake-up, which callers tolerate.
-      if (timeout)
-        sleepers_.wait(std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::microseconds>(*timeout).count()));
-      else
-        sleepers_.wait();
-    }
+    if (state() != s) return;
+    // One signal per set_and_wake(), one sleeper per spot: a stale permit
+    // can only cost a spurious wake-up, which callers tolerate.
+    if (timeout)
+      sleeper_.wait(std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::microseconds>(*timeout).count()));
+    else
+      sleeper_.wait();
 #endif
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  /// Wakes one waiter if any is announced. Lock-free; no system call when
-  /// nobody waits.
-  void notify_one() noexcept {
-    // seq_cst: pairs with prepare_wait's fetch_add (see the file comment).
-    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-    epoch_.fetch_add(1, std::memory_order_seq_cst);
-    wake(1);
-  }
-
-  /// Wakes every waiter, announced or about to sleep.
-  void notify_all() noexcept {
-    epoch_.fetch_add(1, std::memory_order_seq_cst);
-    wake(INT_MAX);
   }
 
  private:
-  void wake([[maybe_unused]] int count) noexcept {
-#if defined(DAQ_POOL_DETAIL_FUTEX)
-    ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
-#elif defined(DAQ_POOL_USE_RELACY)
-    // The model of FUTEX_WAKE: unparks up to `count` threads parked in wait().
-    rl::context& c = rl::ctx();
-    c.sched();
-    epoch_.wake(c, static_cast<rl::thread_id_t>(count), $);
-#else
-    const auto n = std::min<std::uint32_t>(static_cast<std::uint32_t>(count), waiters_.load(std::memory_order_relaxed));
-    if (n > 0) sleepers_.signal(static_cast<moodycamel::LightweightSemaphore::ssize_t>(n));
-#endif
-  }
-
 #if defined(DAQ_POOL_DETAIL_FUTEX)
   std::uint32_t* futex_word() noexcept {
     static_assert(sizeof(atomic<std::uint32_t>) == sizeof(std::uint32_t));
-    return reinterpret_cast<std::uint32_t*>(&epoch_);
+    return reinterpret_cast<std::uint32_t*>(&word_);
   }
 #elif !defined(DAQ_POOL_USE_RELACY)
-  moodycamel::LightweightSemaphore sleepers_;
+  moodycamel::LightweightSemaphore sleeper_{0, 0};
 #endif
 
-  atomic<std::uint32_t> waiters_{0};
-  atomic<std::uint32_t> epoch_{0};
+  atomic<std::uint32_t> word_;
 };
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::detail

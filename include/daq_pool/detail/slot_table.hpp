@@ -33,7 +33,8 @@ struct alignas(std::max(cache_line, alignof(T))) Slot {
   union {
     T value;  // first member: a Slot* is also the item's address
   };
-  atomic<std::uint32_t> next{0};  // free-list link (IndexStack)
+  atomic<std::uint32_t> next{0};   // free-list link (FreeList, IndexStack)
+  atomic<std::uint32_t> depth{0};  // free slots at or below this one while free (FreeList)
   std::uint32_t index = 0;
   bool alive = false;
   // Written only by the thread that holds the slot (or is returning it), so a
