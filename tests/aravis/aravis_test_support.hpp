@@ -7,15 +7,19 @@
 #include <daq_pool/aravis/fake_camera.hpp>
 #include <daq_pool/buffer_pool.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -71,6 +75,21 @@ inline std::uint64_t frame_id_distance(std::uint64_t from, std::uint64_t to) {
   return to >= from ? to - from : to + 65535 - from;
 }
 
+/// True if some process has bound UDP `address`:`port` already (a probe
+/// socket cannot bind it). A second fake camera starts silently on a taken
+/// port 3956, and the test would then talk to someone else's camera.
+inline bool udp_port_taken(const char* address, std::uint16_t port) {
+  const int probe = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) throw std::runtime_error("udp_port_taken: socket() failed");
+  sockaddr_in where{};
+  where.sin_family = AF_INET;
+  where.sin_port = htons(port);
+  ::inet_pton(AF_INET, address, &where.sin_addr);
+  const bool taken = ::bind(probe, reinterpret_cast<const sockaddr*>(&where), sizeof where) != 0;
+  ::close(probe);
+  return taken;
+}
+
 /// Aravis's GigE Vision fake camera (`arv-fake-gv-camera-0.8 -i 127.0.0.1`)
 /// as a child process of the test (killed by the kernel if the test dies
 /// first: PR_SET_PDEATHSIG): started by the constructor, which waits
@@ -81,9 +100,14 @@ inline std::uint64_t frame_id_distance(std::uint64_t from, std::uint64_t to) {
 class FakeGvCamera {
  public:
   static constexpr const char* address = "127.0.0.1";
+  static constexpr std::uint16_t gvcp_port = 3956;  ///< GigE Vision control port, fixed
 
   explicit FakeGvCamera(const char* executable) {
     const std::string exe = executable;
+    // Refuse rather than test against a camera this test did not start.
+    if (udp_port_taken(address, gvcp_port))
+      throw std::runtime_error(std::string("UDP port 3956 on ") + address +
+                               " is taken by another process (another fake camera?): not starting " + exe);
     const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("cannot start " + exe + ": fork failed");
