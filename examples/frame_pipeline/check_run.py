@@ -7,7 +7,7 @@ usage: check_run.py BINARY MODE [demo flags...]
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
 bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
 C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER),
-serve_stable (the same with the C++ subscriber alone, --verify=stable); with Aravis: aravis (a
+serve_stable (the same, both subscribers with --verify=stable); with Aravis: aravis (a
 --source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
 Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
 stops the camera); with FFmpeg: encode (--encode runs whose files
@@ -253,7 +253,7 @@ def mode_sigint(binary, args, tmpdir):
 def mode_serve(binary, args, tmpdir, stable=False):
     """--serve: a C++ and a Python subscriber process verify every frame they get, in place.
     stable (serve_stable, for camera sources whose frames are not the demo's
-    pattern): the C++ subscriber alone, with --verify=stable."""
+    pattern): both subscribers with --verify=stable."""
     sock_dir = os.path.join(tmpdir, "serve")  # created 0700 by the server
     path = os.path.join(sock_dir, "frames.sock")
     env = dict(os.environ, TMPDIR=tmpdir)
@@ -267,7 +267,7 @@ def mode_serve(binary, args, tmpdir, stable=False):
                     "--connect-timeout=30"]),
     ]
     if stable:
-        subs = [(name, cmd + ["--verify=stable"]) for name, cmd in subs if name == "C++"]
+        subs = [(name, cmd + ["--verify=stable"]) for name, cmd in subs]
     procs = [(name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
              for name, cmd in subs]
     try:
