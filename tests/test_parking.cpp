@@ -1,10 +1,16 @@
-// detail::Parking, the event count blocked acquirers sleep on, with real
-// threads and the real sleeping primitive: Linux futexes, or (built a second
-// time, -DDAQ_POOL_PORTABLE_PARKING) the portable moodycamel semaphore. The
-// Relacy models check the protocol against a model of a futex; these check
-// the code that only runs outside the model: the system calls, the timeout
-// conversion, the semaphore's permits, and the waiter count that lets a
-// notify with nobody waiting skip the kernel.
+// detail::ParkingSpot, the word one blocked acquirer sleeps on while it waits
+// in a pool's waiter list, with real threads and the real sleeping
+// primitive: Linux futexes, or (built a second time,
+// -DDAQ_POOL_PORTABLE_PARKING) the portable moodycamel semaphore. The Relacy
+// models check the protocol against a model of a futex; these check the code
+// that only runs outside the model: the system calls, the timeout
+// conversion, the semaphore's permits.
+//
+// What a spot promises: set_and_wake() wakes the thread sleeping in
+// wait_while() on it, and only that one; a set_and_wake() before the sleep is
+// not lost (the sleep compares the word first); a timed wait ends by itself;
+// what the server wrote before set_and_wake() is visible to the sleeper that
+// sees the new state (release/acquire; TSan checks it in the tsan preset).
 //
 // A lost wake-up leaves a thread asleep forever: every case that sleeps runs
 // under a watchdog that aborts with the case's name instead.
@@ -13,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,7 +28,7 @@
 #include "catch.hpp"
 #include "watchdog.hpp"
 
-using daq_pool::detail::Parking;
+using daq_pool::detail::ParkingSpot;
 using test_support::Watchdog;
 using namespace std::chrono_literals;
 
@@ -37,114 +44,141 @@ std::string named(const char* what) { return std::string(what) + backend; }
 
 constexpr auto forever = std::optional<std::chrono::nanoseconds>{};
 
-/// The epoch a new waiter would sleep on right now (announces and withdraws
-/// a waiter: no side effect on the count).
-std::uint32_t epoch_now(Parking& p) {
-  const std::uint32_t key = p.prepare_wait();
-  p.cancel_wait();
-  return key;
+/// A sleeper as PoolCore::take_waiting has one: sleeps on `spot` until its
+/// state leaves 0 (spurious wake-ups and timeouts go round the loop).
+/// Returns the state it saw.
+std::uint32_t sleep_until_served(ParkingSpot& spot, std::optional<std::chrono::nanoseconds> timeout = forever) {
+  std::uint32_t s = 0;
+  while ((s = spot.state()) == 0) spot.wait_while(0, timeout);
+  return s;
 }
 
-/// Starts `n` threads that announce themselves and sleep with no timeout;
-/// returns once all have announced, plus a pause so that (on any sane
-/// scheduler) they are asleep in the kernel rather than about to be. The
-/// pause only makes a lost wake-up likelier to show; it decides nothing.
-std::vector<std::thread> sleepers(Parking& p, std::size_t n, std::atomic<std::size_t>& woken) {
-  std::atomic<std::size_t> announced{0};
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < n; ++i) {
-    threads.emplace_back([&p, &announced, &woken] {
-      const std::uint32_t key = p.prepare_wait();
-      announced.fetch_add(1);
-      p.wait(key, forever);
-      woken.fetch_add(1);
-    });
-  }
-  while (announced.load() < n) std::this_thread::yield();
+/// Waits until `n` threads have said they are about to sleep, plus a pause
+/// so that (on any sane scheduler) they are asleep in the kernel rather than
+/// about to be. The pause only makes a lost wake-up likelier to show; it
+/// decides nothing.
+void until_asleep(const std::atomic<std::size_t>& started, std::size_t n) {
+  while (started.load() < n) std::this_thread::yield();
   std::this_thread::sleep_for(20ms);
-  return threads;
 }
 
 }  // namespace
 
-TEST_CASE("notify_one wakes a thread asleep in wait()") {
-  Watchdog dog(named("notify_one wakes a sleeper"), std::chrono::seconds(10));
-  Parking p;
+TEST_CASE("set_and_wake wakes a thread asleep in wait_while") {
+  Watchdog dog(named("set_and_wake wakes a sleeper"), std::chrono::seconds(10));
   for (int round = 0; round < 5; ++round) {
-    std::atomic<std::size_t> woken{0};
-    auto threads = sleepers(p, 1, woken);
-    p.notify_one();
-    for (auto& t : threads) t.join();
-    CHECK(woken.load() == 1);
+    ParkingSpot spot(0);
+    std::atomic<std::size_t> started{0};
+    std::uint32_t seen = 0;
+    std::thread sleeper([&] {
+      started.fetch_add(1);
+      seen = sleep_until_served(spot);
+    });
+    until_asleep(started, 1);
+    spot.set_and_wake(static_cast<std::uint32_t>(round + 1));
+    sleeper.join();
+    CHECK(seen == static_cast<std::uint32_t>(round + 1));
   }
 }
 
-TEST_CASE("two notify_one calls wake two sleepers") {
-  Watchdog dog(named("two notify_one wake two"), std::chrono::seconds(10));
-  Parking p;
-  for (int round = 0; round < 3; ++round) {
-    std::atomic<std::size_t> woken{0};
-    auto threads = sleepers(p, 2, woken);
-    p.notify_one();
-    p.notify_one();
-    for (auto& t : threads) t.join();
-    CHECK(woken.load() == 2);
+TEST_CASE("set_and_wake wakes a thread in a timed wait before its timeout") {
+  // The sleeper's only timeout is longer than the watchdog's bound: it must
+  // be the wake-up that ends the wait.
+  Watchdog dog(named("set_and_wake ends a timed wait"), std::chrono::seconds(10));
+  ParkingSpot spot(0);
+  std::atomic<std::size_t> started{0};
+  std::uint32_t seen = 0;
+  std::thread sleeper([&] {
+    started.fetch_add(1);
+    seen = sleep_until_served(spot, std::chrono::nanoseconds(60s));
+  });
+  until_asleep(started, 1);
+  spot.set_and_wake(1);
+  sleeper.join();
+  CHECK(seen == 1);
+}
+
+TEST_CASE("each spot wakes its own sleeper only") {
+  Watchdog dog(named("each spot wakes its own sleeper"), std::chrono::seconds(10));
+  constexpr std::size_t n = 3;
+  std::vector<std::unique_ptr<ParkingSpot>> spots;
+  for (std::size_t i = 0; i < n; ++i) spots.push_back(std::make_unique<ParkingSpot>(0));
+  std::atomic<std::size_t> started{0};
+  std::atomic<std::size_t> served{0};
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      started.fetch_add(1);
+      sleep_until_served(*spots[i]);
+      served.fetch_add(1);
+    });
+  }
+  until_asleep(started, n);
+  // Served in reverse order of arrival; a sleeper whose spot is not set goes
+  // back to sleep whatever wakes it, so `served` counts exactly the spots set.
+  for (std::size_t k = n; k-- > 0;) {
+    spots[k]->set_and_wake(1);
+    threads[k].join();
+    CHECK(served.load() == n - k);
   }
 }
 
-TEST_CASE("notify_all wakes every sleeper") {
-  Watchdog dog(named("notify_all wakes every sleeper"), std::chrono::seconds(10));
-  Parking p;
-  std::atomic<std::size_t> woken{0};
-  auto threads = sleepers(p, 3, woken);
-  p.notify_all();
-  for (auto& t : threads) t.join();
-  CHECK(woken.load() == 3);
+TEST_CASE("a set_and_wake before the sleep is not lost") {
+  Watchdog dog(named("set_and_wake before the sleep"), std::chrono::seconds(10));
+  ParkingSpot spot(0);
+  spot.set_and_wake(7);         // nobody sleeps yet...
+  spot.wait_while(0, forever);  // ...so this returns at once: the word is not 0
+  CHECK(sleep_until_served(spot) == 7);
+
+  // The same with the server racing the sleeper: every round, the set lands
+  // anywhere between the sleeper's last look at the state and its sleep.
+  for (int round = 0; round < 200; ++round) {
+    ParkingSpot racing(0);
+    std::thread server([&racing] { racing.set_and_wake(1); });
+    CHECK(sleep_until_served(racing) == 1);
+    server.join();
+  }
 }
 
-TEST_CASE("a notify between prepare_wait and wait is not lost") {
-  Watchdog dog(named("notify before wait"), std::chrono::seconds(10));
-  Parking p;
-  const std::uint32_t key = p.prepare_wait();
-  p.notify_one();        // the epoch moves away from key...
-  p.wait(key, forever);  // ...so this returns at once
-  SUCCEED("wait returned");
+TEST_CASE("wait_while returns at once when the state differs") {
+  Watchdog dog(named("wait_while with another state"), std::chrono::seconds(10));
+  ParkingSpot spot(3);
+  spot.wait_while(0, forever);
+  spot.wait_while(2, forever);
+  CHECK(spot.state() == 3);
+  spot.set(5);  // no sleeper: a plain store
+  spot.wait_while(3, forever);
+  CHECK(spot.state() == 5);
 }
 
-TEST_CASE("a timed wait ends by itself when nobody notifies") {
+TEST_CASE("a timed wait ends by itself when nobody sets the state") {
   Watchdog dog(named("timed wait ends"), std::chrono::seconds(10));
-  Parking p;
-  for (const auto timeout : {std::chrono::nanoseconds(1ms), std::chrono::nanoseconds(1'200ms)}) {
-    const std::uint32_t key = p.prepare_wait();
-    p.wait(key, timeout);
+  ParkingSpot spot(0);
+  // Below a microsecond (the portable backend rounds up), a millisecond, and
+  // more than a second (the futex timespec's seconds field).
+  for (const auto timeout :
+       {std::chrono::nanoseconds(300), std::chrono::nanoseconds(1ms), std::chrono::nanoseconds(1'200ms)}) {
+    spot.wait_while(0, timeout);
+    CHECK(spot.state() == 0);
   }
-  SUCCEED("both waits returned");
 }
 
-TEST_CASE("the waiter count: notify with nobody announced leaves the epoch alone") {
-  Parking p;
-  const std::uint32_t start = epoch_now(p);
-  // Nobody announced (the probes withdrew themselves): no bump, no syscall.
-  p.notify_one();
-  CHECK(epoch_now(p) == start);
-
-  // An announced waiter makes notify_one move the epoch...
-  const std::uint32_t key = p.prepare_wait();
-  p.notify_one();
-  CHECK(epoch_now(p) != key);
-  // ...and once that waiter has been through wait(), it no longer counts.
-  p.wait(key, std::chrono::nanoseconds(1ms));
-  const std::uint32_t after = epoch_now(p);
-  p.notify_one();
-  CHECK(epoch_now(p) == after);
-
-  // A waiter that timed out without a notify no longer counts either.
-  const std::uint32_t key2 = p.prepare_wait();
-  p.wait(key2, std::chrono::nanoseconds(1ms));
-  p.notify_one();
-  CHECK(epoch_now(p) == key2);
-
-  // notify_all moves the epoch whether or not anyone waits.
-  p.notify_all();
-  CHECK(epoch_now(p) != key2);
+TEST_CASE("the sleeper sees what the server wrote before set_and_wake") {
+  Watchdog dog(named("set_and_wake publishes"), std::chrono::seconds(20));
+  for (int round = 0; round < 100; ++round) {
+    ParkingSpot spot(0);
+    std::uint64_t payload = 0;  // plain memory: the spot's release/acquire orders it
+    std::atomic<std::size_t> started{0};
+    std::uint64_t seen = 0;
+    std::thread sleeper([&] {
+      started.fetch_add(1);
+      sleep_until_served(spot);
+      seen = payload;
+    });
+    if (round % 2 == 0) until_asleep(started, 1);  // asleep, or racing the sleep
+    payload = 1000 + static_cast<std::uint64_t>(round);
+    spot.set_and_wake(1);
+    sleeper.join();
+    CHECK(seen == 1000 + static_cast<std::uint64_t>(round));
+  }
 }

@@ -113,16 +113,12 @@ class FreeList {
   /// touch the pool again: the slot is free and the pool may be gone.
   template <class Node, class NodeOf>
   bool push_unless_flagged(Node& node, NodeOf&& node_of) noexcept {
-    std::uint64_t h = guess();
-    bool guessed = true;
+    // The real head, not the guess: this push publishes the head it is about
+    // to make before its CAS, so it must link onto a head that existed (see
+    // guess()). On failure the CAS reloads the real head.
+    std::uint64_t h = load();
     for (;;) {
-      if ((h & (waiters_bit | orphaned_bit)) != 0) {
-        // Only the real head may send the caller down the slow path.
-        if (!guessed) return false;
-        h = load();
-        guessed = false;
-        continue;
-      }
+      if ((h & (waiters_bit | orphaned_bit)) != 0) return false;
       link(node, h, node_of);
       const std::uint64_t pushed_head = pushed(node, h, 0);
       // The guess goes first: once the CAS succeeds the slot is free, and the
@@ -133,7 +129,6 @@ class FreeList {
       // that pops the node. The last access to the pool.
       if (head_.compare_exchange_strong(h, pushed_head, std::memory_order_acq_rel, std::memory_order_acquire))
         return true;
-      guessed = false;
     }
   }
 
@@ -179,9 +174,16 @@ class FreeList {
   /// push the pool may be gone (see PoolCore). So a guess may name a head
   /// that never comes (the push's CAS failed): a pop's CAS against it fails.
   /// And it can't name a different state with the same value, because every
-  /// push and pop moves the tag: a retried push links on a newer head and
-  /// publishes a newer value. acquire: pairs with publish_guess(), so the
-  /// guessed top's links, written before the guess, are visible.
+  /// push and pop moves the tag and a push links only onto real heads (never
+  /// onto a guess): two real heads with the same tag differ only in their
+  /// flags, so a retried push links on a newer head and publishes a newer
+  /// value. A push that linked onto a guess could link onto another push's
+  /// never-come head (t, X) and publish (t+1, Y) with Y -> X, then retry on
+  /// the real (t, Z) and publish (t+1, Y) again with Y -> Z: a pop that read
+  /// the first guess and the link X would install X, which is not free
+  /// (tests/relacy/model_free_list.cpp, GuessedHead). acquire: pairs with
+  /// publish_guess(), so the guessed top's links, written before the guess,
+  /// are visible.
   std::uint64_t guess() const noexcept { return guess_.load(std::memory_order_acquire); }
   void publish_guess(std::uint64_t h) noexcept { guess_.store(h, std::memory_order_release); }
 
