@@ -428,6 +428,10 @@ class CameraSource {
   CameraSource(const std::string& device_id, std::size_t pool_buffers, CameraSourceOptions options = {})
       : CameraSource(open_camera(device_id), pool_buffers, options) {}
 
+  // Neither copyable nor movable: it is the one owner of a running stream
+  // and of the table that maps each ArvBuffer to its pool buffer, which a
+  // moved-from shell would have to tear down safely too. Keep it in a
+  // std::optional or a std::unique_ptr to hand it around.
   CameraSource(const CameraSource&) = delete;
   CameraSource& operator=(const CameraSource&) = delete;
   CameraSource(CameraSource&&) = delete;
