@@ -146,6 +146,9 @@ TEST_CASE("wait_while returns at once when the state differs") {
   spot.wait_while(0, forever);
   spot.wait_while(2, forever);
   CHECK(spot.state() == 3);
+  ParkingSpot unserved(0);
+  unserved.wait_while(1, forever);  // the word is 0, not 1: no sleep
+  CHECK(unserved.state() == 0);
   spot.set(5);  // no sleeper: a plain store
   spot.wait_while(3, forever);
   CHECK(spot.state() == 5);

@@ -309,11 +309,20 @@ TEST_CASE("malformed, out-of-range, duplicate and stale done messages are counte
   c.send(std::span<const std::byte>());
   c.send(protocol::encode(protocol::FrameMessage{}));  // a frame message, not a done
   // Out of range, stale (a slot not held, a wrong sequence).
+  const std::uint32_t not_held = 0 + 1 + 2 - a->slot - b->slot;  // max_in_flight 3: slots 0, 1 and 2
   c.done(3, a->sequence);
   c.done(0xFFFFFFFFu, a->sequence);
-  c.done(2, 1);
+  c.done(not_held, a->sequence);
   c.done(a->slot, b->sequence);
   c.done(a->slot, 0);
+  // None of these named a frame as sent: nothing is released yet.
+  REQUIRE(wait_until([&] {
+    const auto s = server.subscriber(0);
+    return s.malformed + s.out_of_range + s.stale + s.done == 13;
+  }));
+  CHECK(server.subscriber(0).done == 0);
+  CHECK(server.subscriber(0).in_flight == 2);
+  CHECK(pool.available() == 2);
   // The real one, then twice more (duplicates).
   c.done(a->slot, a->sequence);
   c.done(a->slot, a->sequence);
@@ -602,8 +611,8 @@ TEST_CASE("a process of another user is refused (SO_PEERCRED), and can't even re
   Server server(pool, dir / "s.sock");
   CHECK(connect_as(uid, gid, server.path(), true) == 0);  // through the directory, refused by uid
   REQUIRE(wait_until([&] { return server.stats().refused_uid == 1; }));
-  CHECK(connect_as(uid, gid, server.path(), false) == 2);  // the 0700 directory stops it
-  CHECK(connect_as(0, 0, server.path(), false) == 1);      // the control: the same user is served
+  CHECK(connect_as(uid, gid, server.path(), false) == 2);           // the 0700 directory stops it
+  CHECK(connect_as(0, 0, server.path(), false) == 1);               // the control: the same user is served
   CHECK(wait_until([&] { return server.stats().accepted == 1; }));  // counted just after its hello went out
   CHECK(server.stats().refused_uid == 1);
 }
