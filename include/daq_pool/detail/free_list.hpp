@@ -51,6 +51,8 @@ class FreeList {
   static constexpr std::uint64_t waiters_bit = std::uint64_t{1} << 33;
   static constexpr std::uint64_t orphaned_bit = std::uint64_t{1} << 34;
   static constexpr std::uint64_t flag_bits = closed_bit | waiters_bit | orphaned_bit;
+  /// Node indices stay below this (bit 31 marks tentative guesses).
+  static constexpr std::uint32_t max_nodes = 0x7FFF'FFFFu;
   /// One step of the tag: it occupies the top bits, so it wraps by itself.
   static constexpr std::uint64_t tag_one = std::uint64_t{1} << 35;
 
@@ -82,7 +84,7 @@ class FreeList {
   template <class NodeOf>
   auto pop(NodeOf&& node_of) noexcept {
     using Node = std::remove_reference_t<decltype(node_of(0))>;
-    std::uint64_t h = guess();
+    std::uint64_t h = as_head(guess());
     for (;;) {
       if (is_closed(h) || is_empty(h)) {
         // Only the real head may say "nothing to pop".
@@ -113,22 +115,31 @@ class FreeList {
   /// touch the pool again: the slot is free and the pool may be gone.
   template <class Node, class NodeOf>
   bool push_unless_flagged(Node& node, NodeOf&& node_of) noexcept {
-    // The real head, not the guess: this push publishes the head it is about
-    // to make before its CAS, so it must link onto a head that existed (see
-    // guess()). On failure the CAS reloads the real head.
-    std::uint64_t h = load();
+    // A head that existed: a confirmed guess (left by a CAS that succeeded),
+    // else the real head. Never a tentative guess, which may name a head
+    // that never came (see guess()). On failure the CAS returns the real head.
+    std::uint64_t h = guess();
+    bool real = false;
     for (;;) {
+      if (!real && (is_tentative(h) || (h & (waiters_bit | orphaned_bit)) != 0)) {
+        // Only the real head may send the caller down the slow path.
+        h = load();
+        real = true;
+        continue;
+      }
       if ((h & (waiters_bit | orphaned_bit)) != 0) return false;
       link(node, h, node_of);
       const std::uint64_t pushed_head = pushed(node, h, 0);
-      // The guess goes first: once the CAS succeeds the slot is free, and the
-      // pool may be destroyed before this thread's next instruction (a
-      // guess of a head that never comes only costs a popper a failed CAS).
-      publish_guess(pushed_head);
+      // The guess goes first, marked tentative: once the CAS succeeds the
+      // slot is free, and the pool may be destroyed before this thread's next
+      // instruction (a guess of a head that never comes only costs a popper
+      // a failed CAS).
+      publish_guess(pushed_head | tentative_bit);
       // release (success): publishes the item and the links to the thread
       // that pops the node. The last access to the pool.
       if (head_.compare_exchange_strong(h, pushed_head, std::memory_order_acq_rel, std::memory_order_acquire))
         return true;
+      real = true;
     }
   }
 
@@ -163,6 +174,14 @@ class FreeList {
 
  private:
   static constexpr std::uint64_t index_mask = 0xFFFF'FFFFu;
+  /// Marks a guess published by a push before its CAS. Bit 31 of the index:
+  /// free in every non-empty head (indices stay below SlotTable's max_slots,
+  /// 2^31 - 1), and a pushed head is never empty.
+  static constexpr std::uint64_t tentative_bit = std::uint64_t{1} << 31;
+
+  static constexpr bool is_tentative(std::uint64_t g) noexcept { return (g & tentative_bit) != 0 && !is_empty(g); }
+  /// The head value guess `g` names (the mark stripped).
+  static constexpr std::uint64_t as_head(std::uint64_t g) noexcept { return is_tentative(g) ? g & ~tentative_bit : g; }
 
   /// The expected head for the next CAS: the head as the last CAS left it
   /// (or is about to leave it). Not the head itself: loading the word a
@@ -171,17 +190,20 @@ class FreeList {
   /// only costs a failed CAS, which returns the real head.
   ///
   /// A push publishes its guess *before* its CAS, because after a successful
-  /// push the pool may be gone (see PoolCore). So a guess may name a head
-  /// that never comes (the push's CAS failed): a pop's CAS against it fails.
-  /// And it can't name a different state with the same value, because every
-  /// push and pop moves the tag and a push links only onto real heads (never
-  /// onto a guess): two real heads with the same tag differ only in their
-  /// flags, so a retried push links on a newer head and publishes a newer
-  /// value. A push that linked onto a guess could link onto another push's
+  /// push the pool may be gone (see PoolCore), and marks it tentative. So a
+  /// guess may name a head that never comes (the push's CAS failed): a pop's
+  /// CAS against it fails. And it can't name a different state with the
+  /// same value, because every push and pop moves the tag and a push links
+  /// only onto heads that existed (a confirmed guess, left by a successful
+  /// CAS, or a real load; never a tentative guess): all heads with one tag
+  /// have the same top, so equal guesses carry equal links. A push that
+  /// linked onto a tentative guess could link onto another push's
   /// never-come head (t, X) and publish (t+1, Y) with Y -> X, then retry on
   /// the real (t, Z) and publish (t+1, Y) again with Y -> Z: a pop that read
   /// the first guess and the link X would install X, which is not free
-  /// (tests/relacy/model_free_list.cpp, GuessedHead). acquire: pairs with
+  /// (tests/relacy/model_free_list.cpp, GuessedHead). A stale confirmed
+  /// guess is harmless: the head with its tag is gone, so a CAS against it,
+  /// or against the value a push makes from it, fails. acquire: pairs with
   /// publish_guess(), so the guessed top's links, written before the guess,
   /// are visible.
   std::uint64_t guess() const noexcept { return guess_.load(std::memory_order_acquire); }

@@ -776,6 +776,7 @@ class PoolCore {
   // The one word every acquire and release writes (the free list's head
   // with the pool's flags): an uncontended cycle touches this cache line,
   // the slot's, and the read-mostly ones.
+  static_assert(SlotTable<T>::max_slots <= FreeList::max_nodes, "a slot index must leave the free list's tentative bit free");
   alignas(cache_line) FreeList free_;
 
   // The slow paths: waiters, lifetime.
