@@ -283,45 +283,58 @@ TEST_CASE("waiters: threads and asynchronous waiters hammering one slot lose not
   CHECK(st.acquires == st.releases);
 }
 
-TEST_CASE("waiters: a blocked thread that loses its turn to a barging thread gets the next slot directly") {
+TEST_CASE("waiters: a blocked thread that loses its turn to a running thread gets the next slot directly") {
   // The barging rule (PoolCore, "Waiting"): a sleeping thread's first turn
   // frees the slot and wakes it, and a running thread may take the slot
   // first; the loser queues again at the front, marked starving, and the
-  // next release hands it the slot without freeing it. Here the main thread
-  // barges as hard as it can: it holds the one slot, and returns and
-  // re-takes it in a tight loop, always quicker than a futex wake-up.
-  // Without the rule the blocked thread would lose (nearly) every turn; with
-  // it, each of its acquisitions takes at most two of the barger's releases
-  // once it sleeps. Bounded in iterations and time; no timing is asserted.
+  // next release hands it the slot without freeing it. Each round: the
+  // blocked thread sleeps in acquire(); the main thread releases and takes
+  // the slot back at once (quicker than any futex wake-up), so the sleeper
+  // wakes to nothing and queues again; the main thread's next release must
+  // then go straight to the sleeper: its own try_acquire right after fails.
   Watchdog dog("waiters barging", std::chrono::seconds(120));
   Pool<int> pool(1, [] { return 0; });
-  const std::size_t wanted = test_support::scaled(40);
-  std::atomic<std::size_t> got{0};
+  PoolCore<int>* core = PoolAccess::core(pool);
+  const int rounds = 50;
+  std::atomic<int> go{0}, got{0};
   std::optional<Loaned<int>> held(pool.acquire());
   std::thread blocked([&] {
-    for (std::size_t i = 0; i < wanted; ++i) {
+    for (int r = 1; r <= rounds; ++r) {
+      while (go.load() < r) std::this_thread::yield();
       Loaned<int> l = pool.acquire();
       ++*l;
-      got.fetch_add(1, std::memory_order_relaxed);
+      got.store(r);
     }
   });
-  const auto give_up = std::chrono::steady_clock::now() + 30s;
-  std::size_t releases = 0;
-  constexpr std::size_t max_releases = 50'000'000;
-  while (got.load(std::memory_order_relaxed) < wanted && releases < max_releases &&
-         std::chrono::steady_clock::now() < give_up) {
-    for (int burst = 0; burst < 1000 && releases < max_releases; ++burst) {
-      if (held) {
-        held.reset();
-        ++releases;
+  // Bounded waits: for the sleeper to be queued, or to have been served.
+  auto wait_for = [](auto&& condition) {
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (!condition() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(20us);
+    return condition();
+  };
+  int barged = 0, handed_over = 0;
+  for (int r = 1; r <= rounds; ++r) {
+    go.store(r);
+    REQUIRE(wait_for([&] { return core->queued_waiters() == 1; }));  // asleep (after its spin)
+    held.reset();                       // its first turn: the slot is freed, the sleeper woken...
+    if (auto l = pool.try_acquire()) {  // ...and taken first by this running thread
+      held.emplace(std::move(*l));
+      ++barged;
+      // It wakes to nothing and queues again, at the front.
+      REQUIRE(wait_for([&] { return core->queued_waiters() == 1 || got.load() == r; }));
+      if (got.load() != r) {
+        held.reset();  // its second turn: handed over, never free
+        const bool stolen = pool.try_acquire().has_value();
+        CHECK_FALSE(stolen);
+        if (!stolen) ++handed_over;
       }
-      // Re-take at once (the barging); if the slot went straight to the
-      // starving thread, wait for it to come back.
-      if (auto l = pool.try_acquire()) held.emplace(std::move(*l));
     }
+    REQUIRE(wait_for([&] { return got.load() == r; }));
+    held.emplace(pool.acquire());  // it returned the slot; the next round starts held
   }
-  INFO("the blocked thread got " << got.load() << " of " << wanted << " in " << releases << " releases");
-  CHECK(got.load() == wanted);
+  INFO("rounds " << rounds << ", barged " << barged << ", handed over " << handed_over);
+  CHECK(barged > 0);  // the race was run, not dodged
+  CHECK(handed_over == barged);
   held.reset();
   blocked.join();
   CHECK(pool.available() == 1);

@@ -371,6 +371,16 @@ class PoolCore {
   }
   bool is_closed() const noexcept { return FreeList::is_closed(free_.load()); }
 
+  /// Waiters (threads and asynchronous) queued now, stale the moment it is
+  /// read: for tests and diagnostics. Takes the waiter lock; O(waiters),
+  /// never allocates.
+  std::size_t queued_waiters() noexcept {
+    std::lock_guard lock(waiters_mutex_);
+    std::size_t n = 0;
+    for (const Waiter* w = waiters_.front(); w != nullptr; w = w->next) ++n;
+    return n;
+  }
+
   std::size_t size() const noexcept {
     return created_.load(std::memory_order_acquire) - retired_count_.load(std::memory_order_relaxed);
   }
@@ -776,7 +786,8 @@ class PoolCore {
   // The one word every acquire and release writes (the free list's head
   // with the pool's flags): an uncontended cycle touches this cache line,
   // the slot's, and the read-mostly ones.
-  static_assert(SlotTable<T>::max_slots <= FreeList::max_nodes, "a slot index must leave the free list's tentative bit free");
+  static_assert(SlotTable<T>::max_slots <= FreeList::max_nodes,
+                "a slot index must leave the free list's tentative bit free");
   alignas(cache_line) FreeList free_;
 
   // The slow paths: waiters, lifetime.
