@@ -291,11 +291,12 @@ TEST_CASE("waiters: a blocked thread that loses its turn to a running thread get
   // blocked thread sleeps in acquire(); the main thread releases and takes
   // the slot back at once (quicker than any futex wake-up), so the sleeper
   // wakes to nothing and queues again; the main thread's next release must
-  // then go straight to the sleeper: its own try_acquire right after fails.
-  Watchdog dog("waiters barging", std::chrono::seconds(120));
+  // then go straight to the sleeper: its own try_acquire right after fails
+  // (or finds the slot the sleeper has already used and returned).
+  Watchdog dog("waiters barging", std::chrono::seconds(60));
   Pool<int> pool(1, [] { return 0; });
   PoolCore<int>* core = PoolAccess::core(pool);
-  const int rounds = 50;
+  const int rounds = 200;
   std::atomic<int> go{0}, got{0};
   std::optional<Loaned<int>> held(pool.acquire());
   std::thread blocked([&] {
@@ -316,19 +317,26 @@ TEST_CASE("waiters: a blocked thread that loses its turn to a running thread get
   for (int r = 1; r <= rounds; ++r) {
     go.store(r);
     REQUIRE(wait_for([&] { return core->queued_waiters() == 1; }));  // asleep (after its spin)
-    held.reset();                       // its first turn: the slot is freed, the sleeper woken...
-    if (auto l = pool.try_acquire()) {  // ...and taken first by this running thread
-      held.emplace(std::move(*l));
+    held.reset();  // its first turn: the slot is freed, the sleeper woken...
+    // ...and taken first by this running thread. (If the sleeper had not
+    // gone to sleep yet, it may have used the slot and returned it first:
+    // then it has counted its round, which the pop here sees.)
+    std::optional<Loaned<int>> first = pool.try_acquire();
+    if (first && got.load() != r) {
+      held = std::move(first);
       ++barged;
-      // It wakes to nothing and queues again, at the front.
-      REQUIRE(wait_for([&] { return core->queued_waiters() == 1 || got.load() == r; }));
-      if (got.load() != r) {
-        held.reset();  // its second turn: handed over, never free
-        const bool stolen = pool.try_acquire().has_value();
-        CHECK_FALSE(stolen);
-        if (!stolen) ++handed_over;
-      }
+      // It wakes to nothing and queues again, at the front (it can't have
+      // the slot: this thread holds it).
+      REQUIRE(wait_for([&] { return core->queued_waiters() == 1; }));
+      held.reset();  // its second turn: handed over, never free
+      // Free again only after the sleeper had it (same reasoning as above).
+      std::optional<Loaned<int>> after = pool.try_acquire();
+      const bool stolen = after.has_value() && got.load() != r;
+      after.reset();
+      CHECK_FALSE(stolen);
+      if (!stolen) ++handed_over;
     }
+    first.reset();
     REQUIRE(wait_for([&] { return got.load() == r; }));
     held.emplace(pool.acquire());  // it returned the slot; the next round starts held
   }
