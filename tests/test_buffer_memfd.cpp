@@ -14,6 +14,7 @@
 #include <daq_pool/daq_pool.hpp>
 
 #include "catch.hpp"
+#include "death_test.hpp"
 
 #if defined(__linux__)
 
@@ -93,40 +94,8 @@ long minor_faults() {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-/// How a forked child ended and what it wrote to stderr (a death test).
-struct ChildResult {
-  bool aborted = false;
-  std::string err;
-};
-
-template <class Body>
-ChildResult in_child(Body body) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    std::signal(SIGABRT, SIG_DFL);
-    ::dup2(fds[1], STDERR_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    body();
-    std::_Exit(0);
-  }
-  ::close(fds[1]);
-  ChildResult r;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    r.err.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-  return r;
-}
+using test_support::ChildResult;
+using test_support::in_child;
 
 }  // namespace
 
