@@ -49,6 +49,7 @@
 
 #include "daq_pool/buffer_pool.hpp"
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/detail/abi.hpp"
 #include "daq_pool/errors.hpp"
 #include "daq_pool/pooled_buffer.hpp"
 
@@ -65,7 +66,7 @@ extern "C" void __tsan_ignore_thread_begin();  // NOLINT(bugprone-reserved-ident
 extern "C" void __tsan_ignore_thread_end();    // NOLINT(bugprone-reserved-identifier)
 #endif
 
-namespace daq_pool::aravis {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::aravis {
 
 /// An Aravis call failed (its GError message is part of what()).
 class aravis_error : public std::runtime_error {
@@ -831,4 +832,4 @@ class CameraSource {
   detail::SourceCounters counters_;
 };
 
-}  // namespace daq_pool::aravis
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::aravis

@@ -21,7 +21,7 @@
 
 #include "daq_pool/aravis.hpp"
 
-namespace daq_pool::aravis {
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::aravis {
 
 /// Everything the fake camera's image depends on, set explicitly by
 /// configure_fake_camera (a fresh camera is 512x512 Mono8 at 25 fps, but it
@@ -201,4 +201,4 @@ class FakeCameraPattern {
   std::vector<std::byte> ramp_;
 };
 
-}  // namespace daq_pool::aravis
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::aravis
