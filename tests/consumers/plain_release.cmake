@@ -1,0 +1,48 @@
+# cmake -P: the build a newcomer types before reading about presets,
+#   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build
+# (1) its configuration makes no warning an error (warnings are errors only
+# in the presets, CMAKE_COMPILE_WARNING_AS_ERROR), and (2) with warnings as
+# errors switched on, the targets that once warned only at -O3 build:
+# test_asio_tokens (GCC 12 -Wmaybe-uninitialized in std::optional's
+# destructor). The whole Release build is the core-only preset's job in CI.
+#
+#   -DSOURCE_DIR= -DBINARY_DIR= -DGENERATOR= [-DMAKE_PROGRAM=] -DCXX_COMPILER=
+#   [-DTARGETS=a;b] (built if they exist in this configuration)
+cmake_minimum_required(VERSION 3.25)
+file(REMOVE_RECURSE "${BINARY_DIR}")
+set(configure "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" -B "${BINARY_DIR}" -G "${GENERATOR}"
+    "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+    -DDAQ_POOL_BUILD_BENCH=OFF -DDAQ_POOL_INSTALL=OFF)
+if(MAKE_PROGRAM)
+  list(APPEND configure "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
+endif()
+execute_process(COMMAND ${configure} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "plain Release configure failed:\n${out}")
+endif()
+file(READ "${BINARY_DIR}/compile_commands.json" commands)
+string(REGEX MATCH "\"command\": \"[^\"]*(-Werror|/WX)[^\"]*\"" werror "${commands}")
+if(werror)
+  message(FATAL_ERROR "a plain build makes warnings errors (they belong to the presets):\n${werror}")
+endif()
+message(STATUS "plain Release configure: no -Werror")
+
+execute_process(COMMAND ${configure} -DCMAKE_COMPILE_WARNING_AS_ERROR=ON
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "Release configure with CMAKE_COMPILE_WARNING_AS_ERROR failed:\n${out}")
+endif()
+execute_process(COMMAND "${CMAKE_COMMAND}" --build "${BINARY_DIR}" --target help OUTPUT_VARIABLE help)
+foreach(target IN LISTS TARGETS)
+  if(NOT help MATCHES "(^|\n)${target}:")
+    message(STATUS "${target}: not in this configuration")
+    continue()
+  endif()
+  execute_process(COMMAND "${CMAKE_COMMAND}" --build "${BINARY_DIR}" --target ${target}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${target} does not build in Release with warnings as errors:\n${out}")
+  endif()
+  message(STATUS "${target}: builds in Release with warnings as errors")
+endforeach()
+file(REMOVE_RECURSE "${BINARY_DIR}")
