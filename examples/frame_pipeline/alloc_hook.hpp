@@ -97,6 +97,20 @@ inline std::uint64_t expected() noexcept { return expected_calls.load(std::memor
 /// Allocations libraries made on their own since the process started.
 inline std::uint64_t library() noexcept { return library_calls.load(std::memory_order_relaxed); }
 
+/// Allocations counted as unexpected on the calling thread so far (to move
+/// an error path's allocations with recount_as_library). constinit +
+/// trivial: a plain TLS access.
+inline constinit thread_local std::uint64_t thread_unexpected = 0;
+
+/// Moves `n` allocations this thread made from the unexpected count to the
+/// library's: for a library call that failed and reported it (an exception
+/// and its message), which is not the per-frame hot path. Never allocates.
+inline void recount_as_library(std::uint64_t n) noexcept {
+  // relaxed: statistics, read after the threads that allocate are joined.
+  unexpected_calls.fetch_sub(n, std::memory_order_relaxed);
+  library_calls.fetch_add(n, std::memory_order_relaxed);
+}
+
 namespace detail {
 /// True on a thread libzmq started: it names them "ZMQbg/IO/0",
 /// "ZMQbg/Reaper" (or "<prefix>/ZMQbg/...") before they run anything. Asked
@@ -115,6 +129,7 @@ inline void count() noexcept {
   const bool library =
       in_library_scope || on_library_thread() || (!pipeline_thread && classify_threads.load(std::memory_order_relaxed));
   std::atomic<std::uint64_t>& counter = in_expected_scope ? expected_calls : library ? library_calls : unexpected_calls;
+  if (!in_expected_scope && !library) ++thread_unexpected;
   counter.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail

@@ -8,6 +8,7 @@
 // Compiled only where daq_pool::aravis exists (FRAME_PIPELINE_HAVE_ARAVIS).
 #pragma once
 
+#include "alloc_hook.hpp"
 #include "bounded_queue.hpp"
 #include "cli.hpp"
 
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -124,6 +126,7 @@ class CameraAcquisition {
     options.gv_socket_buffer_bytes = std::size_t{4} << 20;  // GigE Vision: loopback bursts fit without root
     options.silence_limit = std::chrono::seconds(2);        // a free-running camera silent for 2 s is gone
     source_.emplace(camera_.get(), *pool_, options);
+    payload_ = source_->payload();
   }
 
   CameraAcquisition(const CameraAcquisition&) = delete;
@@ -136,11 +139,21 @@ class CameraAcquisition {
   /// is lost. Allocates nothing per frame. The camera is stopped by the
   /// destructor (its CameraSource's), after the demo has counted the
   /// pipeline's allocations: Aravis allocates to send the command.
+  ///
+  /// A lost camera is reported on stderr at once, and torn down here, on
+  /// this thread, before run() returns, so that the demo's elapsed time
+  /// includes the wait: Aravis 0.8 cannot be told not to wait. Releasing a
+  /// GigE Vision stream and device sends the camera its last control
+  /// commands (close the stream channel, leave control), and each one that
+  /// gets no answer is retried 5 times with a 500 ms timeout (fixed inside
+  /// Aravis, no public setting), about 9 s in all for a killed camera.
   template <class Deliver>
   void run(Deliver&& deliver) {
+    std::uint64_t allocs_before = alloc_hook::thread_unexpected;
     try {
       source_->start();
       while (!stop_.load(std::memory_order_relaxed) && (frames_ == 0 || delivered_ < frames_)) {
+        allocs_before = alloc_hook::thread_unexpected;
         // Short waits, so that a stop request is seen promptly.
         std::optional<arv::Frame> frame = source_->next(std::chrono::milliseconds(100));
         if (!frame) continue;
@@ -148,8 +161,23 @@ class CameraAcquisition {
         deliver(std::move(*frame));
       }
     } catch (const std::exception& e) {
-      std::lock_guard lock(mutex_);
-      error_ = e.what();
+      // The exception and its message are the camera's failure report, not
+      // the per-frame path: count them with Aravis's allocations.
+      alloc_hook::Library library;
+      alloc_hook::recount_as_library(alloc_hook::thread_unexpected - allocs_before);
+      std::fprintf(stderr,
+                   "frame_pipeline: %s\nframe_pipeline: stopping; Aravis waits for the lost camera to answer its last "
+                   "control commands (up to ~10 s for GigE Vision: 5 tries of 500 ms each)...\n",
+                   e.what());
+      std::fflush(stderr);
+      {
+        std::lock_guard lock(mutex_);
+        error_ = e.what();
+        final_stats_ = source_->stats();  // stats() reads these from now on
+        torn_down_ = true;
+      }
+      source_.reset();  // every buffer back to the pool
+      camera_.reset();  // GigE Vision: leaves control (the second wait)
     }
     done_.store(true, std::memory_order_release);
   }
@@ -158,17 +186,21 @@ class CameraAcquisition {
   void request_stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
   /// True once run() returned (--frames reached, stopped, or lost).
   bool done() const noexcept { return done_.load(std::memory_order_acquire); }
-  /// Why run() ended early (camera lost, ...), or "".
-  std::string error() const {
-    std::lock_guard lock(mutex_);
-    return error_;
-  }
+  /// Why run() ended early (camera lost, ...), or "". Call it once done()
+  /// returned true (acquire: pairs with the release in run(), after which
+  /// error_ never changes): then it is safe on any thread and never
+  /// allocates (the demo's main loop asks it).
+  const std::string& error() const noexcept { return error_; }
 
   daq_pool::BufferPool& pool() noexcept { return *pool_; }
-  /// The source's statistics. Thread-safe.
-  arv::CameraSourceStats stats() const noexcept { return source_->stats(); }
+  /// The source's statistics (its last ones once a lost camera was torn
+  /// down). Thread-safe; never allocates.
+  arv::CameraSourceStats stats() const noexcept {
+    std::lock_guard lock(mutex_);  // run() resets source_ only after setting torn_down_ under this lock
+    return torn_down_ ? final_stats_ : source_->stats();
+  }
   /// Bytes per frame.
-  std::size_t payload() const noexcept { return source_->payload(); }
+  std::size_t payload() const noexcept { return payload_; }
   /// The fake camera's pattern, or nullptr for another camera.
   const arv::FakeCameraPattern* pattern() const noexcept { return pattern_ ? &*pattern_ : nullptr; }
   const std::string& device() const noexcept { return device_; }  ///< Aravis device id
@@ -193,6 +225,7 @@ class CameraAcquisition {
   std::string model_;
   std::uint64_t frames_;
   std::uint64_t delivered_ = 0;
+  std::size_t payload_ = 0;
   arv::GObjectPtr<ArvCamera> camera_;
   std::optional<arv::FakeCameraPattern> pattern_;
   std::optional<daq_pool::BufferPool> pool_;
@@ -200,7 +233,9 @@ class CameraAcquisition {
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
   mutable std::mutex mutex_;
-  std::string error_;
+  std::string error_;                     // written once, before done_ (release)
+  arv::CameraSourceStats final_stats_{};  // guarded by mutex_
+  bool torn_down_ = false;                // guarded by mutex_
 };
 
 }  // namespace frame_pipeline

@@ -156,9 +156,11 @@ flags (--flag=value or --flag value)                                  default
   --quiet                no progress lines                               off
   --help, -h             this text
 
-exit codes: 0 success; 1 data-integrity failure (a frame failed verification
-or the writer lost frames) or the camera was lost; 2 bad arguments or setup
-failure.
+exit codes: 0 success; 1 a failure during the run: a frame failed
+verification, the writer or the encoder lost frames, or the camera was lost
+(--source=aravis: told at once on stderr; Aravis's teardown of a lost GigE
+Vision camera then takes up to ~10 s, counted in the summary's time);
+2 bad arguments or setup failure.
 Ctrl-C (SIGINT) or SIGTERM stops cleanly: acquisition stops, consumers drain,
 the summary prints, the temporary file is removed.
 )";
