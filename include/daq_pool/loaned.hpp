@@ -93,10 +93,24 @@ class Loaned {
   /// Returns the item to the pool now; `*this` becomes empty. Lock-free,
   /// never allocates; a no-op on an empty loan.
   void reset() noexcept {
-    if (slot_ != nullptr) {
-      detail::Slot<T>* s = std::exchange(slot_, nullptr);
-      std::exchange(core_, nullptr)->give_back(*s);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+    // GCC 12 at -O3 warns that slot_ "may be used uninitialized" when a
+    // Loaned inside a std::optional is destroyed (GCC bug 80635, a false
+    // positive: the optional's engaged flag guards the call). Users who
+    // build with -Werror would otherwise stop on it.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+    detail::Slot<T>* const s = slot_;
+    if (s != nullptr) {
+      detail::PoolCore<T>* const core = core_;
+      slot_ = nullptr;
+      core_ = nullptr;
+      core->give_back(*s);
     }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
   }
 
  private:

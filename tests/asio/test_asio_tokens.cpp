@@ -6,7 +6,6 @@
 #include "asio_test.hpp"
 
 #include <future>
-#include <memory>
 #include <string>
 
 #include "catch.hpp"
@@ -90,10 +89,7 @@ TEST_CASE("use_awaitable: co_await for Pool and BufferPool, at once and after a 
   Pool<int> pool(1, [] { return 3; });
   BufferPool buffers(1, 256);
   std::optional<Loaned<int>> held(pool.acquire());
-  // Held through a unique_ptr, not a std::optional: at -O3, GCC 12's
-  // -Wmaybe-uninitialized misreads std::optional<PooledBuffer>'s destructor
-  // here (a false positive; the Release build of the tests must be clean).
-  auto held_buffer = std::make_unique<PooledBuffer>(buffers.acquire());
+  std::optional<PooledBuffer> held_buffer(buffers.acquire());
   int seen = 0;
   std::size_t buffer_capacity = 0, buffer_size = 99;
   asio::co_spawn(
