@@ -146,8 +146,15 @@ class Encoder {
     codec_->width = width_;
     codec_->height = height_;
     codec_->pix_fmt = AV_PIX_FMT_GRAY8;
-    // pts are the camera's frame numbers: gaps (drops, overruns) keep their time.
-    codec_->time_base = av_inv_q(av_d2q(fps, 1'000'000));
+    // A constant frame rate of --fps, and pts that count the frames encoded
+    // (0, 1, 2, ...): a frame skipped (drops, overruns, a busy encoder)
+    // leaves no gap, so stock tools (ffprobe, ffmpeg -i, players) see exactly
+    // the frames in the file. The camera's frame number stays in each
+    // frame's header. With gaps instead, `ffmpeg -i out.mkv -f rawvideo`
+    // would fill them with copies (6 frames came out as 1,899).
+    const AVRational rate = av_d2q(fps, 1'000'000);
+    codec_->time_base = av_inv_q(rate);
+    codec_->framerate = rate;
     codec_->level = 3;         // FFV1 version 3: slices, coded by FFmpeg's slice threads
     codec_->thread_count = 0;  // one per core
     codec_->thread_type = FF_THREAD_SLICE;
@@ -158,6 +165,8 @@ class Encoder {
     if (const int r = avcodec_open2(codec_, codec, nullptr); r < 0) return fail("cannot open FFV1: " + av_error(r));
     if (avcodec_parameters_from_context(stream_->codecpar, codec_) < 0) return fail("out of memory");
     stream_->time_base = codec_->time_base;
+    stream_->avg_frame_rate = rate;  // Matroska: the track's default duration
+    stream_->r_frame_rate = rate;
     created_ = ::access(path.c_str(), F_OK) != 0;
     if (const int r = avio_open(&format_->pb, path.c_str(), AVIO_FLAG_WRITE); r < 0)
       return fail("cannot open for writing: " + av_error(r) + "; allowed: a writable file path");
@@ -252,7 +261,7 @@ class Encoder {
   }
 
   // Wraps the view as the frame's plane (zero copy), sends it, writes what
-  // comes out. pts: the frame number from the frame's header.
+  // comes out. pts: how many frames were encoded before it.
   void encode(daq_pool::Bytes view) {
     FrameHeader header{};
     if (view.size() >= sizeof header) std::memcpy(&header, view.data(), sizeof header);
@@ -265,7 +274,7 @@ class Encoder {
       lost_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    frame_->pts = static_cast<std::int64_t>(header.frame_number);
+    frame_->pts = next_pts_;
     const int r = avcodec_send_frame(codec_, frame_);
     av_frame_unref(frame_);  // our reference; the encoder holds its own until it is done
     if (r < 0) {
@@ -273,6 +282,7 @@ class Encoder {
       lost_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    ++next_pts_;
     frames_.fetch_add(1, std::memory_order_relaxed);
     drain();
   }
@@ -315,6 +325,7 @@ class Encoder {
   AVCodecContext* codec_ = nullptr;
   AVStream* stream_ = nullptr;
   AVRational stream_time_base_{1, 1};
+  std::int64_t next_pts_ = 0;  // frames sent to the encoder: the next one's pts
   AVFrame* frame_ = nullptr;
   AVPacket* packet_ = nullptr;
   // Encoder-thread state, read by stats() after the thread is joined.
