@@ -5,6 +5,9 @@
 //   aravis_camera              Aravis's in-process fake camera ("Fake_1")
 //   aravis_camera 127.0.0.1    a GigE Vision camera at that address (e.g.
 //                              `arv-fake-gv-camera-0.8 -i 127.0.0.1`)
+//   aravis_camera --help       this usage; exit codes 0 pass, 1 a frame
+//                              differed from the fake camera's pattern,
+//                              2 bad arguments or a camera error
 #include <daq_pool/aravis.hpp>
 #include <daq_pool/aravis/fake_camera.hpp>
 
@@ -21,12 +24,34 @@
 using namespace std::chrono_literals;
 namespace arv = daq_pool::aravis;
 
+constexpr const char* usage =
+    "usage: aravis_camera [DEVICE]\n"
+    "  DEVICE  an Aravis device id or a GigE Vision camera's IP address (arv-tool-0.8 lists them);\n"
+    "          default Fake_1, Aravis's in-process fake camera, whose every pixel is checked\n"
+    "exit codes: 0 pass; 1 a frame differed from the fake camera's pattern; 2 bad arguments or a camera error\n";
+
 int main(int argc, char** argv) try {
-  const std::string device = argc > 1 ? argv[1] : "Fake_1";
+  const std::string arg = argc > 1 ? argv[1] : "";
+  if (arg == "--help" || arg == "-h") {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  if (argc > 2 || (!arg.empty() && arg[0] == '-')) {  // no device id starts with '-'
+    std::fprintf(stderr, "aravis_camera: unexpected argument '%s'\n%s", argc > 2 ? argv[2] : arg.c_str(), usage);
+    return 2;
+  }
+  const std::string device = arg.empty() ? "Fake_1" : arg;
   if (device == "Fake_1") arv_enable_interface("Fake");
 
   // 1. Open and configure the camera first: the payload sizes the pool.
   arv::GObjectPtr<ArvCamera> camera = arv::open_camera(device);
+  GError* error = nullptr;
+  const char* vendor = arv_camera_get_vendor_name(camera.get(), &error);
+  g_clear_error(&error);
+  const char* model = arv_camera_get_model_name(camera.get(), &error);
+  g_clear_error(&error);
+  std::printf("camera: %s %s (device %s)\n", vendor != nullptr ? vendor : "?", model != nullptr ? model : "?",
+              device.c_str());
   std::optional<arv::FakeCameraPattern> pattern;  // set for Aravis's fake camera: every pixel is known
   if (arv::is_fake_camera(camera.get())) {
     arv::FakeCameraSettings settings;  // 512 x 512 Mono8
