@@ -86,6 +86,7 @@ class camera_lost : public std::runtime_error {
 
 /// Releases a GObject reference (g_object_unref); for std::unique_ptr.
 struct GObjectUnref {
+  /// g_object_unref(object), if not null. Thread-safe as GObject's refcount.
   void operator()(gpointer object) const noexcept {
     if (object != nullptr) g_object_unref(object);
   }
@@ -182,12 +183,15 @@ struct Frame {
   std::uint64_t timestamp_ns = 0;
   /// When the host received it (wall clock, g_get_real_time), in ns.
   std::uint64_t system_timestamp_ns = 0;
-  /// Image geometry and pixel format (0 for a payload that is no image).
+  /// Image width in pixels (0 for a payload that is no image).
   std::uint32_t width = 0;
+  /// Image height in pixels (0 for a payload that is no image).
   std::uint32_t height = 0;
+  /// The image's pixel format (0 for a payload that is no image).
   ArvPixelFormat pixel_format = 0;
-  /// Where the image lies inside `data` (not at 0 with chunk data).
+  /// Where the image starts inside `data` (not at 0 with chunk data).
   std::size_t image_offset = 0;
+  /// The image's bytes inside `data`, from image_offset.
   std::size_t image_size = 0;
 
   /// The image alone: a slice of `data` sharing its buffer. Never
@@ -249,6 +253,7 @@ struct CameraSourceOptions {
   /// if someone else keeps the stream alive: it may touch only what
   /// `hook_context` owns. nullptr: no hook (no stream callback at all).
   void (*on_stream_thread_start)(void* context) = nullptr;
+  /// What on_stream_thread_start is called with.
   void* hook_context = nullptr;
 };
 

@@ -50,6 +50,8 @@ class Bytes {
     swap(copy);
     return *this;
   }
+  /// Drops this view (returning its buffer if it was the last), then takes
+  /// over `other`'s; `other` becomes empty. Never allocates.
   Bytes& operator=(Bytes&& other) noexcept {
     Bytes taken(std::move(other));
     swap(taken);
@@ -87,6 +89,7 @@ class Bytes {
   const std::byte& operator[](std::size_t i) const noexcept { return data_[i]; }
   /// Iteration over the bytes. Never allocates.
   const std::byte* begin() const noexcept { return data_; }
+  /// One past the last byte. Never allocates.
   const std::byte* end() const noexcept { return data_ + size_; }
 
   /// A view of [offset, offset + length) of this view, sharing its storage

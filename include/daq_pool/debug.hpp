@@ -74,10 +74,15 @@ class source_location {
 /// (nothing is stored, nothing is passed in registers once inlined).
 class source_location {
  public:
+  /// An empty location (the default argument of the acquire functions).
   static constexpr source_location current() noexcept { return {}; }
+  /// "" in release builds.
   constexpr const char* file_name() const noexcept { return ""; }
+  /// "" in release builds.
   constexpr const char* function_name() const noexcept { return ""; }
+  /// 0 in release builds.
   constexpr std::uint_least32_t line() const noexcept { return 0; }
+  /// 0 in release builds.
   constexpr std::uint_least32_t column() const noexcept { return 0; }
 };
 #endif

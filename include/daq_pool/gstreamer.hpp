@@ -109,10 +109,12 @@ inline void require_initialized(const char* function) {
 /// the view's reference is already released (the pool buffer is back if
 /// that was its last view).
 struct [[nodiscard]] PushResult {
+  /// What gst_app_src_push_buffer returned.
   GstFlowReturn flow = GST_FLOW_OK;
 
   /// GST_FLOW_OK: the frame is queued in the appsrc.
   bool ok() const noexcept { return flow == GST_FLOW_OK; }
+  /// ok().
   explicit operator bool() const noexcept { return ok(); }
   /// GST_FLOW_FLUSHING: the appsrc was stopped (its pipeline went down to
   /// READY or NULL) or is in a flushing seek. (Before its first start an

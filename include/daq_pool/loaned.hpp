@@ -34,6 +34,7 @@ class Loaned {
   /// An empty loan (`operator bool` is false). Never allocates.
   Loaned() noexcept = default;
 
+  /// Takes over `other`'s item; `other` becomes empty. Never allocates.
   Loaned(Loaned&& other) noexcept
       : core_(std::exchange(other.core_, nullptr)), slot_(std::exchange(other.slot_, nullptr)) {}
 
@@ -57,9 +58,13 @@ class Loaned {
   T& get() noexcept { return slot_->value; }
   /// The item. Precondition: `*this` holds one. Lock-free (cached pointer).
   const T& get() const noexcept { return slot_->value; }
+  /// The item, as get(). Precondition: `*this` holds one.
   T& operator*() noexcept { return slot_->value; }
+  /// The item, as get(). Precondition: `*this` holds one.
   const T& operator*() const noexcept { return slot_->value; }
+  /// The item's members. Precondition: `*this` holds one.
   T* operator->() noexcept { return &slot_->value; }
+  /// The item's members. Precondition: `*this` holds one.
   const T* operator->() const noexcept { return &slot_->value; }
 
   /// Copies the item out and returns the slot to the pool at once (seed

@@ -63,6 +63,8 @@ class Pool {
 
   /// Another handle to the same pool. Thread-safe, never allocates.
   Pool(const Pool& other) noexcept : core_(other.core_) { core_->retain_handle(); }
+  /// Makes this handle share `other`'s pool (dropping its own handle).
+  /// Thread-safe, never allocates.
   Pool& operator=(const Pool& other) noexcept {
     if (this != &other) {
       Pool copy(other);  // copy and swap: `copy` drops the old handle
@@ -135,6 +137,8 @@ class Pool {
   /// out stay valid and return normally. Idempotent. Thread-safe, never
   /// allocates.
   void close() noexcept { core_->close(); }
+  /// True once close() was called (on any handle). Thread-safe, never
+  /// allocates.
   bool is_closed() const noexcept { return core_->is_closed(); }
 
   /// The pool's counters. Thread-safe; O(size()); see PoolStats on staleness.
