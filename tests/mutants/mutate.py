@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TABLE = os.path.join(HERE, "mutants.txt")
+# The docs page that shows the table, between these markers (--check compares
+# it with --markdown's output; --update-docs rewrites it).
+DOCS_PAGE = os.path.join(ROOT, "docs", "testing.md")
+DOCS_BEGIN = "<!-- mutants:begin"
+DOCS_END = "<!-- mutants:end -->"
 
 # The build configurations a killer may name (`config:`): the flags of the
 # presets of the same name (CMakePresets.json), with everything the killers
@@ -340,15 +345,47 @@ def list_table(mutants):
         print(f"      kill: {m.killer()}")
 
 
-def markdown(mutants):
-    """The table as the README shows it."""
-    print("| mutant | file | what was changed | killed by | how it fails |")
-    print("|---|---|---|---|---|")
+def markdown_lines(mutants):
+    """The table as docs/testing.md shows it."""
+    lines = ["| mutant | file | what was changed | killed by | how it fails |", "|---|---|---|---|---|"]
     for m in mutants:
         short = m.file.replace("include/daq_pool/", "")
         killer = "`" + m.killer().replace("|", "\\|") + "`"
         ci = " (CI)" if m.ci else ""
-        print(f"| `{m.id}`{ci} | `{short}` | {m.what} | {killer} | {m.fails} |")
+        lines.append(f"| `{m.id}`{ci} | `{short}` | {m.what} | {killer} | {m.fails} |")
+    return lines
+
+
+def markdown(mutants):
+    print("\n".join(markdown_lines(mutants)))
+
+
+def docs_table(path=DOCS_PAGE):
+    """(lines of the page, index of the begin marker, index of the end marker)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    begin = [i for i, line in enumerate(lines) if line.startswith(DOCS_BEGIN)]
+    end = [i for i, line in enumerate(lines) if line.startswith(DOCS_END)]
+    if len(begin) != 1 or len(end) != 1 or end[0] < begin[0]:
+        raise TableError(f"{os.path.relpath(path, ROOT)}: expected one '{DOCS_BEGIN} ...' and one '{DOCS_END}' line")
+    return lines, begin[0], end[0]
+
+
+def check_docs(mutants):
+    """Errors if docs/testing.md's table is not what --markdown prints."""
+    lines, begin, end = docs_table()
+    if lines[begin + 1 : end] != markdown_lines(mutants):
+        return [f"{os.path.relpath(DOCS_PAGE, ROOT)}: the mutant table is stale (mutants.txt changed): "
+                "regenerate it with tests/mutants/run.sh --markdown --update-docs"]
+    return []
+
+
+def update_docs(mutants):
+    lines, begin, end = docs_table()
+    lines[begin + 1 : end] = markdown_lines(mutants)
+    with open(DOCS_PAGE, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print(f"mutants: {os.path.relpath(DOCS_PAGE, ROOT)}: table of {len(mutants)} mutants written")
 
 
 def main(argv):
@@ -362,7 +399,8 @@ def main(argv):
     mode.add_argument("--only", action="append", metavar="ID", help="only these mutants (repeat or comma-separate)")
     mode.add_argument("--list", action="store_true", help="print the table and exit")
     mode.add_argument("--check", action="store_true", help="only check that every line is found exactly once (no build)")
-    mode.add_argument("--markdown", action="store_true", help="print the table as the README's Markdown and exit")
+    mode.add_argument("--markdown", action="store_true", help="print the table as docs/testing.md's Markdown and exit")
+    p.add_argument("--update-docs", action="store_true", help="with --markdown: write it into docs/testing.md instead")
     p.add_argument("--table", default=TABLE, help="the table to read (default: tests/mutants/mutants.txt)")
     p.add_argument("--work-dir", help="scratch directory for the copy and its builds (kept; reused if it exists)")
     p.add_argument("--keep", action="store_true", help="keep the temporary scratch directory")
@@ -377,7 +415,10 @@ def main(argv):
             list_table(mutants)
             return 0
         if args.markdown:
-            markdown(mutants)
+            if args.update_docs:
+                update_docs(mutants)
+            else:
+                markdown(mutants)
             return 0
         if args.check:
             # In the checkout itself: nothing is written, nothing built.
@@ -387,10 +428,12 @@ def main(argv):
                     locate(ROOT, m)
                 except TableError as e:
                     errors.append(str(e))
+            if args.table == TABLE:  # the docs show the project's table only
+                errors += check_docs(mutants)
             for e in errors:
                 print(f"mutants: error: {e}", file=sys.stderr)
             if not errors:
-                print(f"mutants: all {len(mutants)} lines found exactly once")
+                print(f"mutants: all {len(mutants)} lines found exactly once; docs/testing.md's table is current")
             return 2 if errors else 0
         chosen = select(mutants, args)
     except TableError as e:
