@@ -4,6 +4,12 @@
 # Needs mkdocs with mkdocs-material, doxygen and graphviz (Debian packages
 # mkdocs mkdocs-material doxygen graphviz); not in sanitizer configurations
 # (nothing there is compiled).
+if(DAQ_POOL_BUILD_TESTS)
+  # The README is a map (<= 400 lines, its example a compiled file, its links live).
+  add_test(NAME readme_map COMMAND "${CMAKE_COMMAND}" "-DROOT=${PROJECT_SOURCE_DIR}"
+                                   -P "${PROJECT_SOURCE_DIR}/docs/check_readme.cmake")
+  set_tests_properties(readme_map PROPERTIES LABELS "lint;docs")
+endif()
 find_program(DAQ_POOL_MKDOCS mkdocs DOC "mkdocs, with the mkdocs-material theme (Debian packages mkdocs mkdocs-material)")
 find_program(DAQ_POOL_DOXYGEN doxygen DOC "Doxygen (Debian package doxygen)")
 find_program(DAQ_POOL_DOT dot DOC "Graphviz's dot (Debian package graphviz)")

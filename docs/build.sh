@@ -20,7 +20,7 @@ stage="$out/src"
 rm -rf "$stage" "$out/site" "$out/doxygen"
 mkdir -p "$stage"
 cp -r docs/. "$stage/"
-rm -f "$stage/build.sh" "$stage/Doxyfile"
+rm -f "$stage/build.sh" "$stage/Doxyfile" "$stage/check_readme.cmake"
 
 # 1. The picture of a frame's journey.
 mkdir -p "$stage/images"
