@@ -165,10 +165,11 @@ class CameraAcquisition {
       // the per-frame path: count them with Aravis's allocations.
       alloc_hook::Library library;
       alloc_hook::recount_as_library(alloc_hook::thread_unexpected - allocs_before);
-      std::fprintf(stderr,
-                   "frame_pipeline: %s\nframe_pipeline: stopping; Aravis waits for the lost camera to answer its last "
-                   "control commands (up to ~10 s for GigE Vision: 5 tries of 500 ms each)...\n",
-                   e.what());
+      std::fprintf(stderr, "frame_pipeline: %s\n", e.what());
+      if (source_->lost())
+        std::fprintf(stderr,
+                     "frame_pipeline: stopping; Aravis waits for the lost camera to answer its last control commands "
+                     "(up to ~10 s for GigE Vision: 5 tries of 500 ms each)...\n");
       std::fflush(stderr);
       {
         std::lock_guard lock(mutex_);
