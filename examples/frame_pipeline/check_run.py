@@ -17,11 +17,13 @@ must be empty again afterwards (the temporary output file is removed).
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TIMEOUT_S = 100
@@ -223,19 +225,41 @@ def mode_sigint(binary, args, tmpdir):
     print("$ frame_pipeline " + " ".join([*args, "--json"]) + "   (SIGINT after 0.5 s)", flush=True)
     proc = subprocess.Popen([binary, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.monotonic() + 30
-    while not os.listdir(tmpdir) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)  # wait for the temporary file: setup done
+    # Frames must be flowing before the signal (a loaded machine may take
+    # longer than 0.5 s to set up): wait for a progress line on stderr that
+    # counts delivered frames, at most 30 s. A thread reads stderr (communicate() can't: it
+    # would race it for the same pipe).
+    err_lines = []
+    flowing = threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            err_lines.append(line)
+            m = re.search(r" s  (\d+) frames ", line)
+            if m and int(m.group(1)) > 0:
+                flowing.set()
+
+    reader = threading.Thread(target=read_stderr)
+    reader.start()
+    if not flowing.wait(timeout=30):
+        proc.kill()
+        reader.join()
+        sys.stdout.write("".join(err_lines))
+        fail("no frame delivered within 30 s (progress lines)")
     if not any(n.startswith("daq-pool-frames-") for n in os.listdir(tmpdir)):
         proc.kill()
         fail("the temporary output file never appeared")
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    out = proc.stdout.read()
+    proc.wait()
+    watchdog.cancel()
+    reader.join()
+    err = "".join(err_lines)
+    if proc.returncode == -signal.SIGKILL:
         fail("no exit within 60 s of SIGINT")
     sys.stdout.write(err)
     sys.stdout.write(out)
