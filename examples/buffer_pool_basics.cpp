@@ -1,4 +1,4 @@
-// The README's BufferPool example: copy a frame out of a (fake) camera SDK
+// The BufferPool example of docs/buffers.md: copy a frame out of a (fake) camera SDK
 // buffer into a pre-allocated pooled buffer, freeze it into a shared view,
 // hand copies of the view to consumer threads, and let the last one return
 // the buffer. Then what to do when the pool runs dry: block, time out, drop

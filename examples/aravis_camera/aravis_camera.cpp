@@ -1,4 +1,4 @@
-// The README's Aravis example: a camera writes every frame straight into a
+// The Aravis example of docs/aravis.md: a camera writes every frame straight into a
 // BufferPool buffer; the frame travels to a consumer thread as a Bytes view;
 // the buffer goes back to the camera when the last view is dropped.
 //

@@ -1,4 +1,4 @@
-// The README's asio example: an acquisition loop as a coroutine. It waits for
+// The asio example of docs/asio.md: an acquisition loop as a coroutine. It waits for
 // a free buffer without holding a thread (at most 50 ms, as a camera SDK's
 // ring allows), fills it with a frame, freezes it, and hands one view each to
 // two consumer coroutines (a "disk writer" and a "preview"); the buffer

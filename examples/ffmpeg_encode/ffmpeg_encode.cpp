@@ -1,4 +1,4 @@
-// The README's FFmpeg example: camera frames in pool buffers, encoded
+// The FFmpeg example of docs/ffmpeg.md: camera frames in pool buffers, encoded
 // losslessly with FFV1 without copying them into FFmpeg. Each frozen view
 // becomes the plane of a GRAY8 AVFrame in place (wrap_gray_frame); the
 // encoder takes its own reference; the pool buffer comes back when FFmpeg

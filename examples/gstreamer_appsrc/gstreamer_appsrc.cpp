@@ -1,4 +1,4 @@
-// The README's GStreamer example: camera frames in pool buffers pushed into
+// The GStreamer example of docs/gstreamer.md: camera frames in pool buffers pushed into
 // a pipeline without a copy. Each frozen view becomes a GstBuffer holding
 // one read-only GstMemory over the pool's bytes (push_to_appsrc); the pool
 // buffer comes back when GStreamer frees that memory, on whichever of its
