@@ -446,7 +446,10 @@ class CameraSource {
   /// Stops the acquisition (unless the camera is lost), releases the stream
   /// and every ArvBuffer. Views still out stay valid; their buffers go back
   /// to the pool when dropped. With a GigE camera that no longer answers,
-  /// Aravis's own register writes at teardown time out (seconds).
+  /// Aravis's own commands at teardown time out: Aravis 0.8 retries each
+  /// unanswered GVCP command 5 times with a 500 ms timeout (not settable),
+  /// so releasing the stream and then the camera (closing the stream
+  /// channel, leaving control) takes about 9 s; tell the user before.
   ~CameraSource() { teardown(); }
 
   /// Starts the acquisition (arv_camera_start_acquisition). Throws
