@@ -448,8 +448,9 @@ class CameraSource {
   /// to the pool when dropped. With a GigE camera that no longer answers,
   /// Aravis's own commands at teardown time out: Aravis 0.8 retries each
   /// unanswered GVCP command 5 times with a 500 ms timeout (not settable),
-  /// so releasing the stream and then the camera (closing the stream
-  /// channel, leaving control) takes about 9 s; tell the user before.
+  /// so releasing the stream here takes seconds, and the camera's last
+  /// unref (leaving control) after it more: about 9 s in all for a killed
+  /// camera. Tell the user before.
   ~CameraSource() { teardown(); }
 
   /// Starts the acquisition (arv_camera_start_acquisition). Throws
