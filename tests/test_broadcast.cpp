@@ -68,7 +68,7 @@ TEST_CASE("broadcast: every subscriber gets every frame, in order, as its own vi
   Subscriber a = ch.subscribe(opts(OnFull::block, 4, "a"));
   Subscriber b = ch.subscribe(opts(OnFull::drop_newest, 4, "b"));
   for (std::uint64_t i = 0; i < 3; ++i) {
-    const auto r = ch.publish(frame(pool, i));
+    const auto r = ch.publish(frame(pool, i), 100 + i);  // the tag travels with the view
     CHECK(r.queued == 2);
     CHECK(r.dropped == 0);
   }
@@ -80,6 +80,8 @@ TEST_CASE("broadcast: every subscriber gets every frame, in order, as its own vi
     REQUIRE(fa);
     REQUIRE(fb);
     CHECK(number(fa->bytes()) == i);
+    CHECK(fa->tag() == 100 + i);
+    CHECK(fb->tag() == 100 + i);
     CHECK(fa->data() == fb->data());  // the same buffer, no copy
   }
   CHECK_FALSE(a.try_receive());

@@ -158,6 +158,12 @@ namespace detail {
 
 struct BroadcastCore;
 
+/// What a subscriber's ring holds: the view and the publisher's tag.
+struct BroadcastItem {
+  Bytes bytes;
+  std::uint64_t tag = 0;
+};
+
 /// One subscriber: its ring, counters and wake-up words. Shared by the
 /// channel's table, the Subscriber handle and every Received it handed out
 /// (an intrusive count: `refs` = owners << 32 | frames held).
@@ -168,7 +174,7 @@ struct SubscriberState {
   SubscriberState(std::shared_ptr<BroadcastCore> c, const SubscriberOptions& o)
       : ring(o.capacity), on_full(o.on_full), name(o.name), core(std::move(c)) {}
 
-  BroadcastRing<Bytes> ring;
+  BroadcastRing<BroadcastItem> ring;
   const OnFull on_full;
   const std::string name;
   int efd = -1;  // the eventfd, if pollable (closed with the state)
@@ -227,9 +233,9 @@ inline void SubscriberState::unref(std::uint64_t n) noexcept {
 /// Any thread (the ring allows several takers). Returns how many.
 inline std::size_t SubscriberState::drain() noexcept {
   std::size_t n = 0;
-  Bytes b;
+  BroadcastItem b;
   while (ring.try_pop(b)) {
-    b.reset();  // the view goes first, then the count: in_hands never undercounts
+    b.bytes.reset();  // the view goes first, then the count: in_hands never undercounts
     ++n;
   }
   if (n != 0) {
@@ -269,11 +275,13 @@ class Received {
  public:
   /// Nothing held.
   Received() noexcept = default;
-  Received(Received&& o) noexcept : bytes_(std::move(o.bytes_)), state_(std::exchange(o.state_, nullptr)) {}
+  Received(Received&& o) noexcept
+      : bytes_(std::move(o.bytes_)), tag_(o.tag_), state_(std::exchange(o.state_, nullptr)) {}
   Received& operator=(Received&& o) noexcept {
     if (this != &o) {
       reset();
       bytes_ = std::move(o.bytes_);
+      tag_ = o.tag_;
       state_ = std::exchange(o.state_, nullptr);
     }
     return *this;
@@ -290,6 +298,9 @@ class Received {
   const std::byte* data() const noexcept { return bytes_.data(); }
   /// The frame's size. Never allocates.
   std::size_t size() const noexcept { return bytes_.size(); }
+  /// The tag the publisher gave the frame (e.g. its frame number; 0 if
+  /// none). Never allocates.
+  std::uint64_t tag() const noexcept { return tag_; }
 
   /// Takes the view out and stops counting it as held: the frame is the
   /// caller's from now on (for a consumer that hands it on, e.g. to a
@@ -308,7 +319,8 @@ class Received {
 
  private:
   friend class Subscriber;
-  Received(Bytes&& b, detail::SubscriberState* s) noexcept : bytes_(std::move(b)), state_(s) {}
+  Received(detail::BroadcastItem&& item, detail::SubscriberState* s) noexcept
+      : bytes_(std::move(item.bytes)), tag_(item.tag), state_(s) {}
 
   void release_count() noexcept {
     if (state_ == nullptr) return;
@@ -319,6 +331,7 @@ class Received {
   }
 
   Bytes bytes_;
+  std::uint64_t tag_ = 0;
   detail::SubscriberState* state_ = nullptr;
 };
 
@@ -461,12 +474,12 @@ class Subscriber {
   }
 
   std::optional<Received> take(detail::SubscriberState& s) {
-    Bytes b;
+    detail::BroadcastItem b;
     for (;;) {
       if (s.ring.try_pop(b)) {
         const std::uint32_t closed = s.core->closed.load(std::memory_order_acquire);
         if (closed == 1 + static_cast<std::uint32_t>(CloseMode::discard)) {
-          b.reset();
+          b.bytes.reset();
           s.discarded.fetch_add(1, std::memory_order_relaxed);
           s.core->in_hands.fetch_sub(1, std::memory_order_release);
           continue;
@@ -613,23 +626,25 @@ class Broadcast {
 
   /// Queues `frame` for every subscriber, waiting for block subscribers
   /// without limit (until they make room or leave). See publish_until().
-  PublishResult publish(const Bytes& frame) { return publish_impl(frame, std::nullopt); }
+  PublishResult publish(const Bytes& frame, std::uint64_t tag = 0) { return publish_impl(frame, tag, std::nullopt); }
 
   /// publish_until(frame, now + timeout).
   template <class Rep, class Period>
-  PublishResult publish_for(const Bytes& frame, std::chrono::duration<Rep, Period> timeout) {
-    return publish_impl(frame, detail::deadline_after(timeout));
+  PublishResult publish_for(const Bytes& frame, std::chrono::duration<Rep, Period> timeout, std::uint64_t tag = 0) {
+    return publish_impl(frame, tag, detail::deadline_after(timeout));
   }
 
-  /// Queues a view of `frame` for every subscriber: at once for those with
+  /// Queues a view of `frame`, with `tag` (Received::tag(), e.g. the frame
+  /// number), for every subscriber: at once for those with
   /// room; by policy for those whose queue is full (drop_newest: skipped;
   /// keep_latest: their oldest frame is dropped; block: waits, spinning then
   /// sleeping, until they make room or `deadline` passes, then skipped).
   /// Wakes the subscribers that sleep. Throws std::invalid_argument for an
   /// empty view and std::logic_error after close(). The owner's thread;
   /// lock-free unless a block subscriber is full; never allocates.
-  PublishResult publish_until(const Bytes& frame, std::chrono::steady_clock::time_point deadline) {
-    return publish_impl(frame, deadline);
+  PublishResult publish_until(const Bytes& frame, std::chrono::steady_clock::time_point deadline,
+                              std::uint64_t tag = 0) {
+    return publish_impl(frame, tag, deadline);
   }
 
   /// Ends the stream. drain: each subscriber receives every frame queued
@@ -700,16 +715,17 @@ class Broadcast {
 
   /// One push attempt for subscriber `s`: true if `frame` was queued (or the
   /// subscriber left); false if it is a full block subscriber.
-  bool offer(detail::SubscriberState& s, const Bytes& frame, PublishResult& r, std::size_t& unused) noexcept {
-    Bytes view = frame;  // one relaxed increment
+  bool offer(detail::SubscriberState& s, const Bytes& frame, std::uint64_t tag, PublishResult& r,
+             std::size_t& unused) noexcept {
+    detail::BroadcastItem view{frame, tag};  // one relaxed increment
     std::size_t depth = s.ring.try_push(view);
     if (depth == 0 && s.on_full == OnFull::keep_latest) {
       // Make room: take the oldest ourselves (several rounds only if the
       // subscriber takes frames at the same time), else drop the new one.
       for (int round = 0; round < 4 && depth == 0; ++round) {
-        Bytes old;
+        detail::BroadcastItem old;
         if (s.ring.try_pop(old)) {
-          old.reset();
+          old.bytes.reset();
           ++r.evicted;
           ++unused;  // its in_hands count goes with the evicted frame
           s.dropped.store(s.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -735,7 +751,8 @@ class Broadcast {
     return true;
   }
 
-  PublishResult publish_impl(const Bytes& frame, std::optional<std::chrono::steady_clock::time_point> deadline) {
+  PublishResult publish_impl(const Bytes& frame, std::uint64_t tag,
+                             std::optional<std::chrono::steady_clock::time_point> deadline) {
     detail::BroadcastCore& c = core("publish");
     if (frame.empty()) throw std::invalid_argument("daq_pool::Broadcast::publish: the frame is an empty view");
     if (c.closed.load(std::memory_order_relaxed) != 0)
@@ -760,17 +777,18 @@ class Broadcast {
     // Pass 2: everyone with room, and the drop/keep-latest ones by policy.
     std::size_t full = 0;  // full block subscribers, moved to the front of `live`
     for (std::size_t k = 0; k < n; ++k) {
-      if (!offer(*live[k], frame, r, unused)) live[full++] = live[k];
+      if (!offer(*live[k], frame, tag, r, unused)) live[full++] = live[k];
     }
     // Pass 3: wait for the full block subscribers.
-    if (full != 0) wait_for_room(c, live, full, frame, deadline, r, unused);
+    if (full != 0) wait_for_room(c, live, full, frame, tag, deadline, r, unused);
     if (unused != 0) c.in_hands.fetch_sub(unused, std::memory_order_release);
     c.published.store(c.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return r;
   }
 
   void wait_for_room(detail::BroadcastCore& c, detail::SubscriberState** pending, std::size_t full,
-                     const Bytes& frame, std::optional<std::chrono::steady_clock::time_point> deadline,
+                     const Bytes& frame, std::uint64_t tag,
+                     std::optional<std::chrono::steady_clock::time_point> deadline,
                      PublishResult& r, std::size_t& unused) {
     // Retries every pending subscriber; keeps those still full. A subscriber
     // that left is settled (its frame uncounted).
@@ -783,7 +801,7 @@ class Broadcast {
           ++unused;
           continue;
         }
-        if (!offer(*s, frame, r, unused)) {
+        if (!offer(*s, frame, tag, r, unused)) {
           pending[still++] = s;
         } else {
           s->producer_waiting.store(0, std::memory_order_relaxed);
