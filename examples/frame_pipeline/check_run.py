@@ -5,6 +5,7 @@ usage: check_run.py BINARY MODE [demo flags...]
        check_run.py BINARY encode CHECK_ENCODED [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
+policies (--policy per consumer: a throttled writer that drops),
 bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
 C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER),
 serve_stable (the same, both subscribers with --verify=stable); with Aravis: aravis (a
@@ -51,6 +52,23 @@ def expect_clean_tmpdir(tmpdir):
         fail(f"files left behind in TMPDIR: {left}")
 
 
+def check_consumers(s):
+    """Every consumer (a Broadcast subscriber) was offered every delivered
+    frame, and took it, skipped it by policy, or had it discarded."""
+    consumers = s["consumers"]
+    for name in ("writer", "preview", "verifier"):
+        if name not in consumers:
+            fail(f"no '{name}' in the consumers' counts")
+    for name, c in consumers.items():
+        if c["delivered"] + c["dropped"] + c["discarded"] != s["frames_delivered"]:
+            fail(f"consumer {name}: delivered {c['delivered']} + dropped {c['dropped']} + discarded "
+                 f"{c['discarded']} != frames delivered {s['frames_delivered']}")
+        if c["high_water"] > c["capacity"] or c["timed_out"] > c["dropped"]:
+            fail(f"consumer {name}: counts out of range: {c}")
+    if consumers["verifier"]["delivered"] != s["frames_delivered"]:
+        fail("the verifier (block) missed frames")
+
+
 def check_summary(summary):
     """The invariants of every successful run."""
     s = summary
@@ -71,6 +89,7 @@ def check_summary(summary):
         fail("no frame delivered")
     if s["allocations_counted"] and s["hot_path_allocations"] != 0:
         fail(f"{s['hot_path_allocations']} heap allocations on the hot path after warm-up")
+    check_consumers(s)
     pool = s["pool"]
     if pool["acquires"] != pool["releases"]:
         fail(f"pool acquires {pool['acquires']} != releases {pool['releases']} at exit")
@@ -139,6 +158,9 @@ BAD_ARGS = [
     (["--serve="], "--serve"),
     (["--source=camera"], "--source"),
     (["--source=aravis:"], "--source"),
+    (["--policy=writer:fast"], "--policy"),
+    (["--policy=writer:block:0"], "--policy"),
+    (["--policy=nobody:block"], "--policy"),
 ]
 
 
@@ -464,6 +486,28 @@ def mode_encode(binary, checker, args, tmpdir):
     print("PASS: encode")
 
 
+def mode_policies(binary, args, tmpdir):
+    """--policy per consumer: a throttled writer that drops (drop_newest) never
+    holds up the acquisition, and its counts add up; the verifier (block)
+    still gets every frame."""
+    s = summary_of(binary, ["--policy=writer:drop_newest:2", "--policy=preview:keep_latest:1",
+                            "--policy=verifier:block:4", *args], tmpdir)
+    w = s["consumers"]["writer"]
+    if w["policy"] != "drop_newest" or w["capacity"] != 2 or s["consumers"]["verifier"]["capacity"] != 4:
+        fail(f"--policy not applied: {s['consumers']}")
+    if w["dropped"] == 0:
+        fail("the throttled drop_newest writer dropped nothing")
+    if s["writer"]["frames"] != w["delivered"]:
+        fail(f"writer wrote {s['writer']['frames']} frames, its subscriber delivered {w['delivered']}")
+    check_consumers(s)
+    if s["integrity_failures"] != 0 or s["frames_verified"] != s["frames_delivered"]:
+        fail("verification failed")
+    if s["pool"]["acquires"] != s["pool"]["releases"]:
+        fail("buffers not returned")
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: policies")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -472,6 +516,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="frame-pipeline-test-") as tmpdir:
         if mode in ("default", "fallback", "drop", "block"):
             mode_run(binary, mode, args, tmpdir)
+        elif mode == "policies":
+            mode_policies(binary, args, tmpdir)
         elif mode == "bad_args":
             mode_bad_args(binary, tmpdir)
         elif mode == "failures":

@@ -58,16 +58,16 @@ class ParkingSpot {
   /// the caller wrote before is visible to the sleeper that sees the state.
   void set_and_wake(std::uint32_t s) noexcept {
     set(s);
-#if defined(DAQ_POOL_DETAIL_FUTEX)
-    ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-#elif defined(DAQ_POOL_USE_RELACY)
-    // The model of FUTEX_WAKE: unparks the thread parked in wait_while().
-    rl::context& c = rl::ctx();
-    c.sched();
-    word_.wake(c, 1, $);
-#else
-    sleeper_.signal();
-#endif
+    wake_one();
+  }
+
+  /// Adds 1 to the state and wakes the sleeper, if it sleeps: for a spot
+  /// used as a wake-up counter by several wakers (daq_pool/broadcast.hpp),
+  /// where a store of a fixed value could be lost between two of them.
+  /// release: as set_and_wake().
+  void advance_and_wake() noexcept {
+    word_.fetch_add(1, std::memory_order_release);
+    wake_one();
   }
 
   /// Sleeps while the state is `s`, at most `timeout` (none: no limit). May
@@ -113,6 +113,20 @@ class ParkingSpot {
   }
 
  private:
+  /// Wakes the sleeper, if it sleeps (after the word changed).
+  void wake_one() noexcept {
+#if defined(DAQ_POOL_DETAIL_FUTEX)
+    ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#elif defined(DAQ_POOL_USE_RELACY)
+    // The model of FUTEX_WAKE: unparks the thread parked in wait_while().
+    rl::context& c = rl::ctx();
+    c.sched();
+    word_.wake(c, 1, $);
+#else
+    sleeper_.signal();
+#endif
+  }
+
 #if defined(DAQ_POOL_DETAIL_FUTEX)
   std::uint32_t* futex_word() noexcept {
     static_assert(sizeof(atomic<std::uint32_t>) == sizeof(std::uint32_t));

@@ -1,4 +1,6 @@
-// A fixed-capacity blocking queue for handing frames to one consumer thread.
+// The frame-pipeline demo's former per-consumer queue (a mutex and two
+// condition variables), kept here as a baseline for bench_broadcast after
+// the demo moved to daq_pool::Broadcast. Unchanged but for the namespace.
 #pragma once
 
 #include <condition_variable>
@@ -7,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace frame_pipeline {
+namespace daq_bench {
 
 /// A bounded multi-producer, multi-consumer FIFO: a ring of `capacity`
 /// pre-constructed T under one mutex with two condition variables. All its
@@ -95,4 +97,4 @@ class BoundedQueue {
   bool closed_ = false;
 };
 
-}  // namespace frame_pipeline
+}  // namespace daq_bench
