@@ -16,7 +16,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,18 +30,20 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
 #include "death_test.hpp"
 #include "dqr_files.hpp"
+#include "recorder_under_test.hpp"
 #include "watchdog.hpp"
 
 using daq_pool::BufferPool;
 using daq_pool::Bytes;
 using daq_pool::recording::DqrReader;
-using daq_pool::recording::Recorder;
+using Recorder = test_support::RecorderUnderTest;
 using daq_pool::recording::RecorderOptions;
 using test_support::pattern;
 using test_support::TempDir;
@@ -123,7 +124,7 @@ void enter_userns_mount(const std::string& dir, const char* fstype, const char* 
   const uid_t uid = ::getuid();
   const gid_t gid = ::getgid();
   if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
-    std::fprintf(stderr, "unshare(CLONE_NEWUSER|CLONE_NEWNS): %s\n", std::strerror(errno));
+    std::fprintf(stderr, "unshare(CLONE_NEWUSER|CLONE_NEWNS): %s\n", std::generic_category().message(errno).c_str());
     std::_Exit(kNoUserNamespace);
   }
   const auto put = [](const char* file, const std::string& s) {
@@ -141,7 +142,7 @@ void enter_userns_mount(const std::string& dir, const char* fstype, const char* 
   }
   ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   if (::mount("none", dir.c_str(), fstype, 0, data) != 0) {
-    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::generic_category().message(errno).c_str());
     std::_Exit(kNoUserNamespace);
   }
 }
