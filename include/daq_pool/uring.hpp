@@ -68,11 +68,11 @@ class UringRecorder : public RecorderBase {
   UringRecorder(const UringRecorder&) = delete;
   UringRecorder& operator=(const UringRecorder&) = delete;
   /// close(). Never throws.
-  ~UringRecorder() { close(); }
+  ~UringRecorder() override { close(); }
 
   /// Waits for every frame in flight, stops the ring's thread, fdatasyncs
   /// and closes the file. Idempotent; never throws; errors go to error().
-  void close() noexcept {
+  void close() noexcept override {
     file_.begin_close();
     if (thread_.joinable()) {
       thread_.join();

@@ -45,6 +45,14 @@ class RecorderBase {
     return record(std::move(frame), next_frame_.fetch_add(1, std::memory_order_relaxed), detail::now_ns());
   }
 
+  /// Waits for every frame in flight, stops the backend, fdatasyncs and
+  /// closes the file. Idempotent; never throws; errors go to error(). Must
+  /// not race with record().
+  virtual void close() noexcept = 0;
+
+  /// Closes (the backend's destructor has). Never throws.
+  virtual ~RecorderBase() = default;
+
   /// The counters. Thread-safe; stale when read.
   RecorderStats stats() const noexcept { return file_.stats(); }
   /// The first error (file, frame, offset, reason), if the recording failed.
@@ -64,7 +72,6 @@ class RecorderBase {
 
  protected:
   RecorderBase(std::string path, const RecorderOptions& options) : file_(std::move(path), options) {}
-  ~RecorderBase() = default;
 
   detail::RecordFile file_;  // NOLINT(misc-non-private-member-variables-in-classes): the backends' shared state
 
@@ -112,11 +119,11 @@ class Recorder : public RecorderBase {
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
   /// close(). Never throws.
-  ~Recorder() { close(); }
+  ~Recorder() override { close(); }
 
   /// Waits for every frame in flight, stops the writers, fdatasyncs and
   /// closes the file. Idempotent; never throws; errors go to error().
-  void close() noexcept {
+  void close() noexcept override {
     file_.begin_close();
     for (std::thread& t : workers_)
       if (t.joinable()) t.join();
