@@ -454,6 +454,55 @@ def mode_encode(binary, checker, args, tmpdir):
     print("PASS: encode")
 
 
+def mode_record(binary, args, tmpdir):
+    """--out=*.dqr and --out=*.h5: every frame the summary counts as recorded
+    is in the file, read back by another process: examples/python/read_dqr.py
+    (numpy.memmap, docs/recording.md's reading) and h5py ($RECORD_PYTHON: a
+    Python with numpy and h5py)."""
+    python = os.environ.get("RECORD_PYTHON", "/usr/bin/python3")
+    here = os.path.dirname(os.path.abspath(__file__))
+    reader = os.path.join(here, "..", "python", "read_dqr.py")
+    outdir = tempfile.mkdtemp(dir=tmpdir)
+    for name in ("rec.dqr", "rec.h5"):
+        path = os.path.join(outdir, name)
+        s = summary_of(binary, [*args, f"--out={path}"], tmpdir)
+        check_summary(s)
+        if s["frames_recorded"] != s["frames_produced"]:
+            fail(f"{name}: recorded {s['frames_recorded']} of {s['frames_produced']}")
+        if name.endswith(".dqr"):
+            if not s["writer"]["o_direct"] and "tmpfs" not in open("/proc/mounts").read():
+                print("note: O_DIRECT not used (see the summary's writer line)")
+            proc = subprocess.run([python, reader, path, "--json"], capture_output=True, text=True, timeout=60)
+            if proc.returncode != 0:
+                fail(f"read_dqr.py {path}: {proc.stderr}")
+            got = json.loads(proc.stdout)
+            size = s["config"]["frame_bytes"] if "frame_bytes" in s["config"] else None
+            if got["frames"] != s["frames_recorded"] or got["holes"] != 0:
+                fail(f"{name}: the file lists {got['frames']} frames ({got['holes']} holes), "
+                     f"the summary {s['frames_recorded']}")
+            if got["numbers"] != sorted(set(got["numbers"])):
+                fail(f"{name}: frame numbers not increasing")
+            if size is not None and got["sizes"] != [size]:
+                fail(f"{name}: frame sizes {got['sizes']}, expected {size}")
+        else:
+            code = ("import h5py,sys\n"
+                    "f=h5py.File(sys.argv[1],'r')\n"
+                    "n=f['frames'].shape[0]\n"
+                    "nums=list(f['frame_numbers'][:])\n"
+                    "print(n, int(nums==sorted(set(nums))), f['frames'][n-1].nbytes)\n")
+            proc = subprocess.run([python, "-c", code, path], capture_output=True, text=True, timeout=60)
+            if proc.returncode != 0:
+                fail(f"h5py {path}: {proc.stderr}")
+            n, ordered, nbytes = (int(x) for x in proc.stdout.split())
+            if n != s["frames_recorded"] or not ordered:
+                fail(f"{name}: h5py sees {n} frames (ordered {ordered}), the summary {s['frames_recorded']}")
+        os.unlink(path)
+        print(f"PASS: record {name}: {s['frames_recorded']} frames, writer {s['writer']}")
+    os.rmdir(outdir)
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: record")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -482,6 +531,8 @@ def main():
             mode_aravis_bad_args(binary, tmpdir)
         elif mode == "aravis_gige":
             mode_aravis_gige(binary, args[0], args[1:], tmpdir)
+        elif mode == "record":
+            mode_record(binary, args, tmpdir)
         elif mode == "encode":
             mode_encode(binary, args[0], args[1:], tmpdir)
         else:

@@ -7,6 +7,7 @@
 // lost and the run fails.
 #pragma once
 
+#include "alloc_hook.hpp"
 #include "stage.hpp"
 
 #include <daq_pool/broadcast.hpp>
@@ -110,7 +111,13 @@ class RecordingWriter final : public Stage {
     const std::int64_t now = daq_pool::recording::detail::now_ns();
     if (rec_) ok = rec_->record(std::move(view), number, now);
 #if defined(FRAME_PIPELINE_HAVE_HDF5)
-    if (hdf5_) ok = hdf5_->record(std::move(view), number, now);
+    if (hdf5_) {
+      // HDF5 allocates inside its calls (chunk index, metadata cache): its
+      // allocations, counted apart as a library's; daq-pool's path allocates
+      // nothing (the .dqr recorder: test_recorder_zero_alloc).
+      const alloc_hook::Library library_scope;
+      ok = hdf5_->record(std::move(view), number, now);
+    }
 #endif
     view.reset();
     if (ok) {
@@ -124,7 +131,10 @@ class RecordingWriter final : public Stage {
   void finish() override {
     if (rec_) rec_->close();
 #if defined(FRAME_PIPELINE_HAVE_HDF5)
-    if (hdf5_) hdf5_->close();
+    if (hdf5_) {
+      const alloc_hook::Library library_scope;  // HDF5's own allocations
+      hdf5_->close();
+    }
 #endif
     end_ = std::chrono::steady_clock::now();
   }
