@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +97,9 @@ TEST_CASE("frames of every size go to the disk with O_DIRECT and read back") {
   CHECK(pool.available() == pool.size());
   CHECK(verify(path, size_of) == frames);
   DqrReader r(path);
+  // The space preallocated ahead of the writes is cut at close: the file
+  // ends with the last frame (whose payload is empty here).
+  CHECK(std::filesystem::file_size(path) == r.header().payload_offset(frames - 1));
   for (std::size_t i = 0; i < r.size(); ++i) CHECK(r.index()[i].timestamp_ns == static_cast<std::int64_t>(i));
 }
 
@@ -213,4 +217,25 @@ TEST_CASE("bad options name the option") {
   CHECK(message().find("queue_depth is 0") != std::string::npos);
   o.queue_depth = 1;
   CHECK_THROWS_AS(Recorder(dir.file("no/such/dir/x.dqr"), o), daq_pool::recording::recording_error);
+}
+
+TEST_CASE("each view returns to its pool when its write completes, before close") {
+  test_support::Watchdog dog("recorder view release", std::chrono::seconds(60));
+  TempDir dir("recorder");
+  BufferPool pool(3, 70000);
+  RecorderOptions o;
+  o.frame_capacity = 70000;
+  o.queue_depth = 3;
+  o.writer_threads = 3;
+  Recorder rec(dir.file("release.dqr"), o);
+  for (std::uint64_t f = 0; f < 3; ++f) REQUIRE(rec.record(make_frame(pool, f, 70000 - f), f, 0));
+  // Every frame finished (written and committed): no view may be left in a
+  // writer's hands, although the recorder is still open and idle.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (rec.stats().frames_written < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(rec.stats().frames_written == 3);
+  CHECK(rec.stats().in_flight == 0);
+  CHECK(pool.available() == 3);
+  rec.close();
 }

@@ -195,10 +195,12 @@ class UringRecorder : public RecorderBase {
 
   void done(std::size_t i, bool ok) noexcept {
     Slot& s = slots_[i];
-    if (ok)
+    if (ok) {
+      file_.note_end(s.job.record, s.size);
       file_.count_written(s.size);
-    else
+    } else {
       file_.count_lost();
+    }
     s.stage = Stage::idle;
     --busy_;
     free_slots_.push_back(i);

@@ -149,10 +149,12 @@ class Recorder : public RecorderBase {
       bool ok = !file_.failed() && file_.write_payload(job, s.bounce.get(), bounce_size());
       job.view.reset();  // the payload is written (or never will be): the buffer goes back
       ok = ok && file_.write_entry(job, size, s.entry.get());
-      if (ok)
+      if (ok) {
+        file_.note_end(job.record, size);
         file_.count_written(size);
-      else
+      } else {
         file_.count_lost();
+      }
       file_.finished();
     }
   }

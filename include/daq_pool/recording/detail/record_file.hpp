@@ -173,6 +173,7 @@ class RecordFile {
     RecordJob& j = jobs_[(head_ + queued_) % jobs_.size()];
     j.view = std::move(view);
     j.record = options_.ring_records != 0 ? next_record_++ % options_.ring_records : next_record_++;
+    preallocate(j.record);
     j.frame_number = frame_number;
     j.timestamp_ns = timestamp_ns;
     ++queued_;
@@ -323,6 +324,17 @@ class RecordFile {
     return false;
   }
 
+  /// Notes that record `record`'s payload of `size` bytes is on the disk:
+  /// the file is cut to the end of the last one at close. Thread-safe.
+  void note_end(std::uint64_t record, std::size_t size) noexcept {
+    const std::uint64_t end = header_.payload_offset(record) +
+                              (direct_ ? dqr::round_up(size, block()) : static_cast<std::uint64_t>(size));
+    std::uint64_t seen = end_.load(std::memory_order_relaxed);
+    // relaxed: a maximum read after the writers are joined.
+    while (seen < end && !end_.compare_exchange_weak(seen, end, std::memory_order_relaxed)) {
+    }
+  }
+
   /// Counts a written frame. Thread-safe.
   void count_written(std::size_t bytes) noexcept {
     frames_written_.fetch_add(1, std::memory_order_relaxed);
@@ -416,12 +428,40 @@ class RecordFile {
   /// close the file; failures recorded. Idempotent.
   void close_file() noexcept {
     if (fd_ < 0) return;
+    // The preallocated space past the last frame goes (a file cut short by
+    // a crash keeps it: its entries are zero, i.e. nothing committed).
+    if (allocated_ != 0) {
+      const std::uint64_t end = end_.load(std::memory_order_relaxed);
+      const std::uint64_t keep = end > header_.alignment ? end : header_.alignment;
+      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) fail_file(errno, "ftruncate at close");
+    }
     if (::fdatasync(fd_) != 0) fail_file(errno, "fdatasync at close");
     if (::close(fd_) != 0 && errno != EINTR) fail_file(errno, "close");
     fd_ = -1;
   }
 
  private:
+  // Allocates the file ahead of the writes, kPreallocate bytes at a time
+  // (fallocate: contiguous extents, the size set), so that O_DIRECT writes
+  // land in allocated blocks instead of extending the file one frame (and
+  // one entry block into a hole) at a time, which costs ext4 an allocation
+  // and a size update per write. Best effort: a refusal (no room, a file
+  // size limit, a filesystem without fallocate) stops it and the writes
+  // meet the condition themselves. Called with the queue's mutex held.
+  void preallocate(std::uint64_t record) noexcept {
+    if (prealloc_off_ || options_.ring_records != 0) return;
+    const std::uint64_t need = header_.record_offset(record + 1);
+    if (need <= allocated_) return;
+    const std::uint64_t from = allocated_ != 0 ? allocated_ : header_.alignment;
+    const std::uint64_t to = need + kPreallocate;
+    if (::fallocate(fd_, 0, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0) {
+      prealloc_off_ = true;
+      return;
+    }
+    allocated_ = to;
+  }
+  static constexpr std::uint64_t kPreallocate = std::uint64_t{256} << 20;
+
   bool take_locked(RecordJob& out) noexcept {
     if (queued_ == 0) return false;
     RecordJob& j = jobs_[head_];
@@ -554,6 +594,9 @@ class RecordFile {
   std::size_t queued_ = 0;
   std::size_t in_flight_ = 0;  // queued + taken and not finished
   std::uint64_t next_record_ = 0;
+  std::uint64_t allocated_ = 0;   // file bytes fallocated (0: none yet)
+  bool prealloc_off_ = false;     // fallocate refused once: not tried again
+  std::atomic<std::uint64_t> end_{0};  // end of the last payload written
   bool closing_ = false;
   bool woken_ = false;
 
