@@ -17,6 +17,8 @@
 //   zmq/socket.hpp    Context, Socket, zmq_error
 //   zmq/sender.hpp    send_view, FrameSender (zero copy)
 //   zmq/receiver.hpp  Message, ReceivedFrame, receive_frame
+//   zmq/monitor.hpp   SocketMonitor, PeerSet: connections and handshake failures
+//   zmq/curve.hpp     CURVE keys, key files, CurveAuthenticator (the ZAP handler)
 //
 // Optional integration: needs libzmq (pkg-config libzmq; link the CMake
 // target daq_pool::zmq). Only the C API (<zmq.h>) is used; cppzmq users pass
@@ -55,3 +57,5 @@
 #include "daq_pool/zmq/socket.hpp"
 #include "daq_pool/zmq/sender.hpp"
 #include "daq_pool/zmq/receiver.hpp"
+#include "daq_pool/zmq/monitor.hpp"
+#include "daq_pool/zmq/curve.hpp"

@@ -7,12 +7,26 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "daq_pool/detail/abi.hpp"
 #include "daq_pool/zmq/wire.hpp"
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::zmq {
+
+/// What a receiver should set as ZMQ_MAXMSGSIZE when it expects payloads
+/// of at most `max_payload` bytes: without it, a peer's length prefix makes
+/// libzmq allocate up to 2^63 bytes before anything is checked. libzmq
+/// applies the limit to each part as the ZMTP decoder sees it, which with
+/// CURVE is the encrypted MESSAGE command: the part plus 33 bytes (8 command
+/// name, 8 nonce, 16 MAC, 1 flags); 64 covers that. A bigger part makes
+/// libzmq drop the connection (the sender's monitor sees it disconnect; the
+/// receiver sees nothing arrive). Never allocates.
+inline std::int64_t max_message_bytes(std::uint64_t max_payload) noexcept {
+  const std::uint64_t largest = max_payload > wire_header_bytes ? max_payload : wire_header_bytes;
+  return static_cast<std::int64_t>(largest + 64);
+}
 
 /// Owns a zmq_msg_t: initialized empty, closed on destruction (which frees
 /// libzmq's memory for it, or, over inproc, runs the sender's free

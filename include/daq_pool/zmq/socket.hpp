@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -123,6 +124,11 @@ class Socket {
   }
   /// zmq_setsockopt for an int option; throws zmq_error naming it.
   void set(int option, int value) {
+    if (::zmq_setsockopt(socket_, option, &value, sizeof value) != 0)
+      throw zmq_error("zmq_setsockopt(option " + std::to_string(option) + ", " + std::to_string(value) + ")", errno);
+  }
+  /// zmq_setsockopt for a 64-bit option (ZMQ_MAXMSGSIZE); throws zmq_error.
+  void set_int64(int option, std::int64_t value) {
     if (::zmq_setsockopt(socket_, option, &value, sizeof value) != 0)
       throw zmq_error("zmq_setsockopt(option " + std::to_string(option) + ", " + std::to_string(value) + ")", errno);
   }
