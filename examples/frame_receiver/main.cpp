@@ -174,7 +174,7 @@ struct Tally {
   }
 };
 
-std::string quoted(const std::string& s) {
+std::string json_quoted(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     if (c == '"' || c == '\\') out += '\\';
@@ -298,9 +298,9 @@ int run(const Options& opt) {
         "  \"gaps\": %llu,\n  \"missing_frames\": %llu,\n  \"restarts\": %llu,\n  \"first_frame\": %s,\n"
         "  \"last_frame\": %s,\n  \"end_of_stream\": %s,\n  \"sender_frames\": %s,\n  \"bytes\": %llu,\n"
         "  \"frames_per_s\": %.3f,\n  \"gb_per_s\": %.6f,\n  \"exit_code\": %d\n}\n",
-        quoted(opt.connect).c_str(), opt.subscribe ? "sub" : "pull",
+        json_quoted(opt.connect).c_str(), opt.subscribe ? "sub" : "pull",
         opt.verify == Verify::pattern ? "pattern" : "checksum", stop_reason.c_str(), elapsed, u(t.good), u(t.bad),
-        t.bad != 0 ? quoted(t.first_bad).c_str() : "null", u(t.gaps), u(t.missing), u(t.restarts),
+        t.bad != 0 ? json_quoted(t.first_bad).c_str() : "null", u(t.gaps), u(t.missing), u(t.restarts),
         t.any ? std::to_string(t.first).c_str() : "null", t.any ? std::to_string(t.last).c_str() : "null",
         t.end_of_stream ? "true" : "false", t.end_of_stream ? std::to_string(t.sender_frames).c_str() : "null",
         u(t.bytes), fps, gbps, exit_code);

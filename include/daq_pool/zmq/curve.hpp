@@ -46,6 +46,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -109,10 +110,10 @@ inline void save_certificates(const std::filesystem::path& base, const CurveKeyP
   namespace fs = std::filesystem;
   const auto write = [](const fs::path& path, const std::string& text, bool secret) {
     std::ofstream f(path, std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write key file " + path.string() + ": " + std::strerror(errno));
+    if (!f) throw std::runtime_error("cannot write key file " + path.string() + ": " + std::error_code(errno, std::generic_category()).message());
     if (secret) fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
     f << text;
-    if (!f.flush()) throw std::runtime_error("cannot write key file " + path.string() + ": " + std::strerror(errno));
+    if (!f.flush()) throw std::runtime_error("cannot write key file " + path.string() + ": " + std::error_code(errno, std::generic_category()).message());
   };
   write(fs::path(base.string() + ".key_secret"), certificate_text(keys, true), true);
   write(fs::path(base.string() + ".key"), certificate_text(keys, false), false);
@@ -128,7 +129,7 @@ inline std::string read_small_file(const std::filesystem::path& path, const char
     throw std::runtime_error(std::string(what) + " " + path.string() + ": " + std::to_string(size) +
                              " bytes, more than a key file's limit of 1000000");
   std::ifstream f(path);
-  if (!f) throw std::runtime_error(std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+  if (!f) throw std::runtime_error(std::string(what) + " " + path.string() + ": " + std::error_code(errno, std::generic_category()).message());
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();

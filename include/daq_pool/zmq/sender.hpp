@@ -9,10 +9,12 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "daq_pool/bytes.hpp"
@@ -28,6 +30,8 @@ enum class SendStatus {
                 ///< mid-message): nobody receives it; its view is already released
   would_block,  ///< EAGAIN: not taken (ZMQ_DONTWAIT, or ZMQ_SNDTIMEO expired); the view is the caller's
   failed,       ///< another error (see SendOutcome::error); the view is the caller's
+  over_budget,  ///< not taken: ZeroMQ already holds the sender's budget of frames
+                ///< (FrameSender's `budget`); the view is the caller's
 };
 
 /// The result of a send: a status and, for would_block / failed, the errno
@@ -91,28 +95,115 @@ inline void release_sent_view(void* /*data*/, void* hint) noexcept {
   ledger.released.fetch_add(1, std::memory_order_release);
 }
 
+/// A FrameSender's budget: at most `size` of its messages held by ZeroMQ at
+/// once, across every peer. One slot per message ZeroMQ may hold; the slot
+/// is the free function's hint, so the free function finds the view and
+/// the budget without a lookup. The block is shared by the sender and every
+/// message in flight (intrusive count `refs`: 1 for the sender, 1 per
+/// message), because libzmq may run a free function after the sender is
+/// gone (linger, a context terminated later): the last one deletes it.
+struct BudgetBlock;
+
+struct BudgetSlot {
+  void* raw = nullptr;           // the view's handle; written by the sender while the slot is not busy
+  BudgetBlock* block = nullptr;  // constant
+  // Only the sender sets it (claims a free slot); the free function clears
+  // it with release after its last read of the slot, and the sender's
+  // acquire load of `false` sees those reads done before it reuses the slot.
+  std::atomic<bool> busy{false};
+};
+
+struct BudgetBlock {
+  explicit BudgetBlock(std::size_t n) : size(n), slots(new BudgetSlot[n]) {
+    for (std::size_t i = 0; i < n; ++i) slots[i].block = this;
+  }
+  ~BudgetBlock() { delete[] slots; }
+  BudgetBlock(const BudgetBlock&) = delete;
+  BudgetBlock& operator=(const BudgetBlock&) = delete;
+
+  /// A free slot, or nullptr if ZeroMQ holds `size` messages. Sender only.
+  BudgetSlot* claim() noexcept {
+    for (std::size_t k = 0; k < size; ++k) {
+      BudgetSlot& slot = slots[(cursor + k) % size];
+      if (!slot.busy.load(std::memory_order_acquire)) {
+        slot.busy.store(true, std::memory_order_relaxed);  // only the sender writes true
+        cursor = (cursor + k + 1) % size;
+        // relaxed: `refs` only has to count; the deleting decrement is acq_rel.
+        refs.fetch_add(1, std::memory_order_relaxed);
+        held.fetch_add(1, std::memory_order_relaxed);
+        return &slot;
+      }
+    }
+    return nullptr;
+  }
+  /// Gives a claimed slot back (its message was never made). Sender only.
+  void unclaim(BudgetSlot& slot) noexcept { drop(slot); }
+
+  /// The end of a slot's use, on whichever thread: frees it, and the block
+  /// with the last reference.
+  static void drop(BudgetSlot& slot) noexcept {
+    BudgetBlock* b = slot.block;
+    b->held.fetch_sub(1, std::memory_order_relaxed);
+    slot.busy.store(false, std::memory_order_release);
+    // acq_rel: the thread that deletes sees every other thread's use done.
+    if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete b;
+  }
+
+  const std::size_t size;
+  BudgetSlot* const slots;
+  std::size_t cursor = 0;                   // sender only
+  std::atomic<std::uint64_t> held{0};       // messages ZeroMQ holds now (a gauge for stats)
+  std::atomic<std::uint32_t> refs{1};       // the sender's, plus one per claimed slot
+};
+
+/// libzmq's free function for a budgeted message: `hint` is its BudgetSlot.
+inline void release_budgeted_view(void* data, void* hint) noexcept {
+  auto* slot = static_cast<BudgetSlot*>(hint);
+  if (SendInProgress* s = send_in_progress; s != nullptr && s->raw == hint) s->released = true;
+  // acquire: as in release_sent_view, before reading what the sender wrote
+  // into the slot.
+  (void)ledger.handed_over.load(std::memory_order_acquire);
+  void* raw = slot->raw;
+  release_sent_view(data, raw);
+  BudgetBlock::drop(*slot);
+}
+
 /// A zero-copy message made from a view; gives the view back if the send
 /// fails. Not thread-safe; never allocates on daq_pool's side (libzmq
 /// allocates its content_t, 40 bytes, in zmq_msg_init_data).
 class OutgoingView {
  public:
-  /// Moves `view`'s reference into the message. Returns 0, or the errno
-  /// value if libzmq could not make the message (then `view` is untouched).
-  int init(Bytes& view) noexcept {
+  /// init()'s result when `budget` has no free slot (view untouched).
+  static constexpr int over_budget = -1;
+
+  /// Moves `view`'s reference into the message, taking a slot of `budget`
+  /// if there is one. Returns 0; over_budget; or the errno value if libzmq
+  /// could not make the message (then `view` is untouched).
+  int init(Bytes& view, BudgetBlock* budget = nullptr) noexcept {
     data_ = view.data();
     size_ = view.size();
     if (view.empty()) {
       // Nothing to lend: an empty inline part (no free function, no allocation).
-      raw_ = nullptr;
+      raw_ = hint_ = nullptr;
       ::zmq_msg_init(&msg_);
       live_ = true;
       return 0;
     }
+    BudgetSlot* slot = nullptr;
+    if (budget != nullptr && (slot = budget->claim()) == nullptr) return over_budget;
     raw_ = std::move(view).into_raw();
+    hint_ = raw_;
+    zmq_free_fn* free_fn = &release_sent_view;
+    if (slot != nullptr) {
+      slot->raw = raw_;
+      hint_ = slot;
+      free_fn = &release_budgeted_view;
+    }
     // const_cast: libzmq never writes into a message it sends.
-    if (::zmq_msg_init_data(&msg_, const_cast<std::byte*>(data_), size_, &release_sent_view, raw_) != 0) {
+    if (::zmq_msg_init_data(&msg_, const_cast<std::byte*>(data_), size_, free_fn, hint_) != 0) {
       const int err = errno;  // ENOMEM: libzmq's control block; the free function was not registered
       view = Bytes::from_raw(raw_, {data_, size_});
+      if (slot != nullptr) budget->unclaim(*slot);
       return err;
     }
     // release: publishes everything this thread did to the view's buffer to
@@ -126,8 +217,8 @@ class OutgoingView {
   /// or dropped if libzmq released it before returning. On failure the
   /// message is still this object's: retry, give_back() or discard().
   SendOutcome send(void* socket, int flags) noexcept {
-    SendInProgress watch{raw_, false};
-    send_in_progress = raw_ != nullptr ? &watch : nullptr;
+    SendInProgress watch{hint_, false};
+    send_in_progress = hint_ != nullptr ? &watch : nullptr;
     const int rc = ::zmq_msg_send(&msg_, socket, flags);
     const int err = errno;
     send_in_progress = nullptr;
@@ -164,7 +255,8 @@ class OutgoingView {
   zmq_msg_t msg_{};
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  void* raw_ = nullptr;
+  void* raw_ = nullptr;   // the view's handle
+  void* hint_ = nullptr;  // the free function's hint: raw_, or its BudgetSlot
   bool live_ = false;
 };
 
@@ -217,7 +309,10 @@ struct SenderStats {
   std::uint64_t frames_dropped = 0;  ///< frames ZeroMQ took and dropped at once (SendStatus::dropped)
   std::uint64_t would_block = 0;     ///< sends refused with EAGAIN (view kept by the caller)
   std::uint64_t failures = 0;        ///< sends refused with another error
+  std::uint64_t over_budget = 0;     ///< sends refused: ZeroMQ held the whole budget (view kept by the caller)
   std::uint64_t payload_bytes_sent = 0;
+  std::uint64_t held = 0;            ///< frames ZeroMQ holds now (queued or being written)
+  std::uint64_t budget = 0;          ///< the most it may hold
 };
 
 /// Sends frames: a 32-byte header part, then the payload view zero-copy. One
@@ -228,14 +323,51 @@ struct SenderStats {
 /// called from any thread. Never allocates on daq_pool's side.
 class FrameSender {
  public:
+  /// The budget when none is given: frames ZeroMQ may hold at once.
+  static constexpr std::size_t default_budget = 64;
+
   /// Sends on `socket` (not owned; it must outlive the sends), with
-  /// payload checksums of `kind`.
-  explicit FrameSender(void* socket, Checksum kind = Checksum::sampled) noexcept : socket_(socket), kind_(kind) {}
+  /// payload checksums of `kind`, letting ZeroMQ hold at most `budget`
+  /// (>= 1) frames at once across all its peers: queued in its pipes, being
+  /// written, or waiting out the linger. Each of them keeps a pool buffer
+  /// out; a send beyond it returns over_budget without queueing. Size it
+  /// below what the pool can spare: e.g. a third of the pool. Allocates the
+  /// budget's slots (16 bytes each) once; throws std::invalid_argument for 0.
+  explicit FrameSender(void* socket, Checksum kind = Checksum::sampled, std::size_t budget = default_budget)
+      : socket_(socket), kind_(kind), budget_(make_budget(budget)) {}
+  FrameSender(const FrameSender&) = delete;
+  FrameSender& operator=(const FrameSender&) = delete;
+  /// The frames still in flight keep the budget's block alive; the last
+  /// free function deletes it.
+  ~FrameSender() {
+    if (budget_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete budget_;
+  }
+
+  /// Frames ZeroMQ holds now for this sender. Thread-safe; never allocates.
+  std::uint64_t held() const noexcept { return budget_->held.load(std::memory_order_relaxed); }
+
+  /// Sets or clears flag_shared_numbering on the frames sent from now on:
+  /// set it while a PUSH socket has more than one peer (see zmq/wire.hpp).
+  /// Not thread-safe (the sending thread calls it).
+  void set_shared_numbering(bool shared) noexcept { shared_ = shared; }
+
+  /// Waits until ZeroMQ has released every frame of this sender, or
+  /// `timeout` passed; returns how many it still holds. Call before closing
+  /// the socket with ZMQ_LINGER 0: what is still held then is discarded by
+  /// the close, so its count is what the close lost (a frame whose last
+  /// bytes are being written at that instant is counted lost too: an upper
+  /// bound by at most one frame per peer). Polls every millisecond.
+  std::uint64_t drain(std::chrono::milliseconds timeout) const {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (held() != 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return held();
+  }
 
   /// Sends `payload` as frame `frame_number`, stamped `timestamp_ns` (see
   /// WireHeader). `flags`: ZMQ_DONTWAIT, or 0 to wait as ZMQ_SNDTIMEO says.
   /// On sent / dropped, `payload` becomes empty (ZeroMQ owns the view); on
-  /// would_block / failed it is unchanged and nothing was queued. Throws
+  /// would_block / failed / over_budget it is unchanged and nothing was queued. Throws
   /// std::length_error if the payload exceeds max_payload_bytes (nothing
   /// sent, `payload` unchanged).
   SendOutcome send(Bytes& payload, std::uint64_t frame_number, std::uint64_t timestamp_ns = now_ns(), int flags = 0) {
@@ -246,6 +378,7 @@ class FrameSender {
     h.timestamp_ns = timestamp_ns;
     h.checksum_kind = kind_;
     h.checksum = payload_checksum(payload.span(), kind_);
+    h.flags = shared_ ? flag_shared_numbering : std::uint16_t{0};
     const std::size_t payload_size = payload.size();
     return count(send_message(h, payload, flags), payload_size);
   }
@@ -266,9 +399,16 @@ class FrameSender {
 
   /// This sender's counters. Thread-safe; never allocates.
   SenderStats stats() const noexcept {
-    return {sent_.load(std::memory_order_relaxed), dropped_.load(std::memory_order_relaxed),
-            would_block_.load(std::memory_order_relaxed), failures_.load(std::memory_order_relaxed),
-            bytes_.load(std::memory_order_relaxed)};
+    SenderStats st;
+    st.frames_sent = sent_.load(std::memory_order_relaxed);
+    st.frames_dropped = dropped_.load(std::memory_order_relaxed);
+    st.would_block = would_block_.load(std::memory_order_relaxed);
+    st.failures = failures_.load(std::memory_order_relaxed);
+    st.over_budget = over_budget_.load(std::memory_order_relaxed);
+    st.payload_bytes_sent = bytes_.load(std::memory_order_relaxed);
+    st.held = held();
+    st.budget = budget_->size;
+    return st;
   }
 
   /// The socket frames go to.
@@ -279,7 +419,9 @@ class FrameSender {
     // The payload message first: if libzmq can't make it, nothing is sent
     // (a header sent alone would glue itself to the next frame).
     detail::OutgoingView body;
-    if (const int err = body.init(payload); err != 0) return {SendStatus::failed, err};
+    // The end of stream carries no view: it needs no slot.
+    if (const int err = body.init(payload, payload.empty() ? nullptr : budget_); err != 0)
+      return {err == detail::OutgoingView::over_budget ? SendStatus::over_budget : SendStatus::failed, err};
     const std::array<std::byte, wire_header_bytes> header = encode_header(h);
     // zmq_send copies 32 bytes into the zmq_msg_t itself (no allocation).
     if (::zmq_send(socket_, header.data(), header.size(), flags | ZMQ_SNDMORE) < 0) {
@@ -323,13 +465,23 @@ class FrameSender {
       case SendStatus::failed:
         failures_.fetch_add(1, std::memory_order_relaxed);
         break;
+      case SendStatus::over_budget:
+        over_budget_.fetch_add(1, std::memory_order_relaxed);
+        break;
     }
     return out;
   }
 
+  static detail::BudgetBlock* make_budget(std::size_t budget) {
+    if (budget == 0) throw std::invalid_argument("daq_pool::zmq::FrameSender: budget 0; allowed: at least 1 frame");
+    return new detail::BudgetBlock(budget);
+  }
+
   void* socket_;
   Checksum kind_;
-  std::atomic<std::uint64_t> sent_{0}, dropped_{0}, would_block_{0}, failures_{0}, bytes_{0};
+  detail::BudgetBlock* budget_;  // shared with the frames in flight (refs)
+  bool shared_ = false;
+  std::atomic<std::uint64_t> sent_{0}, dropped_{0}, would_block_{0}, failures_{0}, over_budget_{0}, bytes_{0};
 };
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::zmq
