@@ -32,6 +32,25 @@ class zmq_error : public std::runtime_error {
   int code_;
 };
 
+/// What an endpoint error means, in words ZeroMQ's own text ("No such
+/// device", "Invalid argument") leaves out: ": " + the explanation, or ""
+/// for an error it has nothing to add to.
+inline std::string explain_endpoint_error(const std::string& endpoint, int err, bool binding) {
+  const bool tcp = endpoint.rfind("tcp://", 0) == 0;
+  if (err == ENODEV && tcp)
+    return " (the host part is not an IP address or network interface of this machine; bind to one of its "
+           "addresses, an interface name such as eth0, 127.0.0.1 for this machine only, or * for all)";
+  if (err == EINVAL)
+    return std::string(" (not a valid endpoint: expected tcp://HOST:PORT") + (binding ? " (PORT a number or *)" : "") +
+           ", ipc://PATH or inproc://NAME)";
+  if (err == EPROTONOSUPPORT || err == ENOCOMPATPROTO)
+    return " (transport not supported here: use tcp://, ipc:// or inproc://)";
+  if (err == EADDRINUSE) return " (another socket is bound to this endpoint already)";
+  if (err == ENOENT && endpoint.rfind("ipc://", 0) == 0) return " (the directory of the ipc:// path does not exist)";
+  if (err == EACCES) return " (permission denied: a port below 1024, or an ipc:// path not writable)";
+  return "";
+}
+
 /// Owns a ZeroMQ context (zmq_ctx_new). Destroying it terminates the
 /// context: that waits until every socket of it is closed, and for each
 /// socket's linger to send or drop its queued messages; only then have all
@@ -106,12 +125,18 @@ class Socket {
 
   /// zmq_bind; throws zmq_error naming the endpoint and ZeroMQ's reason.
   void bind(const std::string& endpoint) {
-    if (::zmq_bind(socket_, endpoint.c_str()) != 0) throw zmq_error("zmq_bind(" + endpoint + ")", errno);
+    if (::zmq_bind(socket_, endpoint.c_str()) != 0) {
+      const int err = errno;
+      throw zmq_error("zmq_bind(" + endpoint + ")" + explain_endpoint_error(endpoint, err, true), err);
+    }
   }
   /// zmq_connect; throws zmq_error naming the endpoint and ZeroMQ's reason
   /// (connecting is asynchronous: an absent peer is not an error).
   void connect(const std::string& endpoint) {
-    if (::zmq_connect(socket_, endpoint.c_str()) != 0) throw zmq_error("zmq_connect(" + endpoint + ")", errno);
+    if (::zmq_connect(socket_, endpoint.c_str()) != 0) {
+      const int err = errno;
+      throw zmq_error("zmq_connect(" + endpoint + ")" + explain_endpoint_error(endpoint, err, false), err);
+    }
   }
   /// The endpoint last bound, with the real port for `tcp://host:*`
   /// (ZMQ_LAST_ENDPOINT). Throws zmq_error.
@@ -147,5 +172,33 @@ class Socket {
  private:
   void* socket_;
 };
+
+/// How fast a dead or stalled peer is noticed and its connection dropped,
+/// so that the frames queued for it (and their pool buffers) come back
+/// within seconds instead of when the OS gives up on the TCP connection
+/// (hours with Linux's defaults).
+struct Liveness {
+  int heartbeat_ms = 1000;  ///< ZMQ_HEARTBEAT_IVL: a ZMTP PING this often
+  int timeout_ms = 3000;    ///< ZMQ_HEARTBEAT_TIMEOUT: no traffic for this long after a PING: disconnect
+  int ttl_ms = 3000;        ///< ZMQ_HEARTBEAT_TTL: the peer may drop us after this long without a PING
+  int keepalive_idle_s = 5;   ///< ZMQ_TCP_KEEPALIVE_IDLE: TCP probes after this long idle (a vanished host)
+  int keepalive_interval_s = 2;  ///< ZMQ_TCP_KEEPALIVE_INTVL
+  int keepalive_count = 3;       ///< ZMQ_TCP_KEEPALIVE_CNT: probes unanswered before the connection is dropped
+};
+
+/// Turns on ZMTP heartbeats and TCP keepalive on `socket` (before bind or
+/// connect). A peer that stops reading (SIGSTOP, a hung process) answers no
+/// PING: after timeout_ms libzmq drops the connection and releases what it
+/// queued for it; a connecting peer reconnects by itself when it comes back.
+/// Throws zmq_error.
+inline void set_liveness(Socket& socket, const Liveness& l = {}) {
+  socket.set(ZMQ_HEARTBEAT_IVL, l.heartbeat_ms);
+  socket.set(ZMQ_HEARTBEAT_TIMEOUT, l.timeout_ms);
+  socket.set(ZMQ_HEARTBEAT_TTL, l.ttl_ms);
+  socket.set(ZMQ_TCP_KEEPALIVE, 1);
+  socket.set(ZMQ_TCP_KEEPALIVE_IDLE, l.keepalive_idle_s);
+  socket.set(ZMQ_TCP_KEEPALIVE_INTVL, l.keepalive_interval_s);
+  socket.set(ZMQ_TCP_KEEPALIVE_CNT, l.keepalive_count);
+}
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::zmq
