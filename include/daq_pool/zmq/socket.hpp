@@ -14,6 +14,9 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include <unistd.h>  // unlink
 
 #include "daq_pool/detail/abi.hpp"
 
@@ -23,8 +26,9 @@ namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::zmq {
 /// an option) and zmq_strerror's text; code() is the errno value.
 class zmq_error : public std::runtime_error {
  public:
-  zmq_error(const std::string& what_failed, int code)
-      : std::runtime_error(what_failed + ": " + ::zmq_strerror(code)), code_(code) {}
+  /// what(): "`what_failed`: <zmq_strerror(code)>`hint`".
+  zmq_error(const std::string& what_failed, int code, const std::string& hint = {})
+      : std::runtime_error(what_failed + ": " + ::zmq_strerror(code) + hint), code_(code) {}
   /// The errno value libzmq reported.
   int code() const noexcept { return code_; }
 
@@ -33,8 +37,8 @@ class zmq_error : public std::runtime_error {
 };
 
 /// What an endpoint error means, in words ZeroMQ's own text ("No such
-/// device", "Invalid argument") leaves out: ": " + the explanation, or ""
-/// for an error it has nothing to add to.
+/// device", "Invalid argument") leaves out: " (" + the explanation + ")",
+/// or "" for an error it has nothing to add to.
 inline std::string explain_endpoint_error(const std::string& endpoint, int err, bool binding) {
   const bool tcp = endpoint.rfind("tcp://", 0) == 0;
   if (err == ENODEV && tcp)
@@ -108,11 +112,13 @@ class Socket {
       throw;
     }
   }
-  Socket(Socket&& other) noexcept : socket_(std::exchange(other.socket_, nullptr)) {}
+  Socket(Socket&& other) noexcept
+      : socket_(std::exchange(other.socket_, nullptr)), ipc_files_(std::move(other.ipc_files_)) {}
   Socket& operator=(Socket&& other) noexcept {
     if (this != &other) {
       close();
       socket_ = std::exchange(other.socket_, nullptr);
+      ipc_files_ = std::move(other.ipc_files_);
     }
     return *this;
   }
@@ -123,19 +129,23 @@ class Socket {
   /// The zmq socket handle.
   void* handle() const noexcept { return socket_; }
 
-  /// zmq_bind; throws zmq_error naming the endpoint and ZeroMQ's reason.
+  /// zmq_bind; throws zmq_error naming the endpoint, ZeroMQ's reason and
+  /// what it means. The socket file of an ipc:// endpoint is removed when
+  /// this socket is closed (libzmq leaves it behind).
   void bind(const std::string& endpoint) {
     if (::zmq_bind(socket_, endpoint.c_str()) != 0) {
       const int err = errno;
-      throw zmq_error("zmq_bind(" + endpoint + ")" + explain_endpoint_error(endpoint, err, true), err);
+      throw zmq_error("zmq_bind(" + endpoint + ")", err, explain_endpoint_error(endpoint, err, true));
     }
+    if (endpoint.rfind("ipc://", 0) == 0 && endpoint.size() > 6 && endpoint[6] != '@' && endpoint != "ipc://*")
+      ipc_files_.push_back(endpoint.substr(6));
   }
   /// zmq_connect; throws zmq_error naming the endpoint and ZeroMQ's reason
   /// (connecting is asynchronous: an absent peer is not an error).
   void connect(const std::string& endpoint) {
     if (::zmq_connect(socket_, endpoint.c_str()) != 0) {
       const int err = errno;
-      throw zmq_error("zmq_connect(" + endpoint + ")" + explain_endpoint_error(endpoint, err, false), err);
+      throw zmq_error("zmq_connect(" + endpoint + ")", err, explain_endpoint_error(endpoint, err, false));
     }
   }
   /// The endpoint last bound, with the real port for `tcp://host:*`
@@ -163,14 +173,18 @@ class Socket {
       throw zmq_error("zmq_setsockopt(option " + std::to_string(option) + ")", errno);
   }
   /// zmq_close now (its queued messages are sent or dropped per ZMQ_LINGER,
-  /// by libzmq's threads). Idempotent.
+  /// by libzmq's threads), and removes the socket files of the ipc://
+  /// endpoints it bound. Idempotent.
   void close() noexcept {
     if (socket_ != nullptr) ::zmq_close(socket_);
     socket_ = nullptr;
+    for (const std::string& path : ipc_files_) (void)::unlink(path.c_str());
+    ipc_files_.clear();
   }
 
  private:
   void* socket_;
+  std::vector<std::string> ipc_files_;  // socket files this socket created (bind ipc://PATH)
 };
 
 /// How fast a dead or stalled peer is noticed and its connection dropped,
