@@ -1,6 +1,8 @@
 // Command-line flags of the frame-pipeline demo: defaults, ranges, parsing.
 #pragma once
 
+#include <daq_pool/broadcast.hpp>
+
 #include <unistd.h>
 #include <cerrno>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace frame_pipeline {
 
@@ -42,6 +45,13 @@ inline const char* to_string(PublishMode mode) noexcept { return mode == Publish
 /// ring in the seed's integration notes).
 inline constexpr std::size_t sdk_ring_slots = 20;
 
+/// A --policy=CONSUMER:POLICY[:CAPACITY] flag: that consumer's queue.
+struct PolicyOverride {
+  std::string consumer;
+  daq_pool::OnFull on_full = daq_pool::OnFull::block;
+  std::size_t capacity = 0;  ///< 0: the consumer's default
+};
+
 /// Every flag's value, with its default.
 struct Options {
   double duration_s = 5.0;                           ///< --duration: stop after this long
@@ -65,6 +75,7 @@ struct Options {
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
   std::string source = "sim";                        ///< --source: sim, aravis or aravis:<device>
+  std::vector<PolicyOverride> policies;              ///< --policy (repeatable)
 };
 
 /// True if --source names an Aravis camera (aravis or aravis:<device>).
@@ -91,8 +102,9 @@ inline std::string usage_text(const char* argv0) {
 Simulates a camera acquisition end to end: a sensor thread fills a 20-slot
 no-overwrite SDK ring; an acquisition thread copies each frame into a
 daq_pool::BufferPool buffer, freezes it into a shared Bytes view, releases the
-SDK slot and fans the view out to a writer, a preview and a verifier, each on
-its own thread behind a bounded queue.
+SDK slot and publishes the view on a daq_pool::Broadcast: the writer, the
+preview, the verifier (and the publisher, server, encoder when asked) are
+its subscribers, each on its own thread with its own queue and policy.
 
 flags (--flag=value or --flag value)                                  default
   --duration=SECONDS     run time, in (0, 86400]                         5
@@ -151,6 +163,15 @@ flags (--flag=value or --flag value)                                  default
                          arrive while it is busy are skipped (counted)
                          (needs a build with FFmpeg; --frame-bytes of
                          at least 16K)
+  --policy=C:P[:N]       consumer C's queue: policy P (block: the        see text
+                         acquisition waits for room; drop_newest: C
+                         skips the frame; keep_latest: C's oldest
+                         queued frame is dropped), capacity N in
+                         [1, 1048576]; repeatable. Consumers (default):
+                         writer, verifier, publisher, server: block,
+                         pool + 20; preview: keep_latest, 1; encoder:
+                         drop_newest, 4. Each one's counts are in the
+                         summary
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -206,6 +227,31 @@ inline std::optional<std::uint64_t> parse_uint(const std::string& text, bool suf
 
 }  // namespace detail
 
+/// Parses "consumer:policy[:capacity]"; nothing if malformed.
+inline std::optional<PolicyOverride> parse_policy(const std::string& text) {
+  const auto c1 = text.find(':');
+  if (c1 == std::string::npos || c1 == 0) return std::nullopt;
+  PolicyOverride p;
+  p.consumer = text.substr(0, c1);
+  const auto c2 = text.find(':', c1 + 1);
+  const std::string policy = text.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+  if (policy == "block") {
+    p.on_full = daq_pool::OnFull::block;
+  } else if (policy == "drop_newest") {
+    p.on_full = daq_pool::OnFull::drop_newest;
+  } else if (policy == "keep_latest") {
+    p.on_full = daq_pool::OnFull::keep_latest;
+  } else {
+    return std::nullopt;
+  }
+  if (c2 != std::string::npos) {
+    const auto n = detail::parse_uint(text.substr(c2 + 1), false);
+    if (!n || *n < 1 || *n > daq_pool::Broadcast::max_capacity) return std::nullopt;
+    p.capacity = static_cast<std::size_t>(*n);
+  }
+  return p;
+}
+
 /// Parses argv into Options, or explains what is wrong with it.
 inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt) {
   auto error = [](const std::string& flag, const std::string& value, const std::string& allowed) {
@@ -254,6 +300,7 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
         "--publish-hwm",
         "--serve",
         "--encode",
+        "--policy",
     };
     // clang-format on
     bool known = false;
@@ -327,6 +374,13 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
                      "and reconfigure)");
 #endif
       opt.source = value;
+    } else if (flag == "--policy") {
+      const auto parsed = parse_policy(value);
+      if (!parsed)
+        return error(flag, value,
+                     "CONSUMER:POLICY[:CAPACITY], POLICY one of block, drop_newest, keep_latest, CAPACITY in "
+                     "[1, 1048576] (e.g. writer:drop_newest:8)");
+      opt.policies.push_back(*parsed);
     } else if (flag == "--encode") {
       if (value.empty()) return error(flag, value, "a file path ending in .mkv, .nut or .avi");
       opt.encode = value;

@@ -1,6 +1,7 @@
 // The network consumer of `--publish`: every frame goes out over ZeroMQ,
-// zero-copy (daq_pool/zmq.hpp), on its own thread behind a bounded queue,
-// next to the writer, the preview and the verifier.
+// zero-copy (daq_pool/zmq.hpp), on its own thread: a block subscriber of the
+// pipeline's broadcast by default, next to the writer, the preview and the
+// verifier.
 //
 //   PUSH: a blocking send. A slow or absent receiver fills ZeroMQ's
 //         high-water mark, the send waits, this consumer's queue backs up,
@@ -18,7 +19,7 @@
 
 #include "alloc_hook.hpp"
 #include "cli.hpp"
-#include "consumers.hpp"
+#include "stage.hpp"
 
 #include <daq_pool/bytes.hpp>
 #include <daq_pool/zmq.hpp>
@@ -31,10 +32,10 @@
 
 namespace frame_pipeline {
 
-/// Binds the --publish endpoint and sends the frames of its queue.
-/// run() on one thread; stop_soon() from any; close() and the report after
-/// run() returned.
-class Publisher {
+/// Binds the --publish endpoint and sends the frames it receives.
+/// consume() on its thread; stop_soon() from any; close() and the report
+/// after that thread was joined.
+class Publisher final : public Stage {
  public:
   /// How long a send may wait for ZeroMQ before the loop looks at the stop
   /// flag again (ZMQ_SNDTIMEO).
@@ -47,8 +48,9 @@ class Publisher {
 
   /// Creates the socket and binds `opt.publish`. Throws
   /// daq_pool::zmq::zmq_error naming the endpoint and ZeroMQ's reason.
-  explicit Publisher(const Options& opt)
-      : mode_(opt.publish_mode),
+  Publisher(const Options& opt, std::size_t capacity)
+      : capacity_(capacity),
+        mode_(opt.publish_mode),
         hwm_(opt.publish_hwm),
         socket_(context_, opt.publish_mode == PublishMode::push ? ZMQ_PUSH : ZMQ_PUB, linger),
         sender_(socket_.handle()) {
@@ -61,20 +63,26 @@ class Publisher {
   /// The endpoint bound (the real port for tcp://HOST:*).
   const std::string& endpoint() const noexcept { return endpoint_; }
 
-  /// Sends every frame `queue` yields until it is closed and drained.
-  /// Allocation-free on daq_pool's side; libzmq's allocations (its message
-  /// control block, one per frame) are counted apart by alloc_hook.
-  void run(FrameQueue& queue) {
-    daq_pool::Bytes frame;
-    while (queue.pop(frame)) {
-      send_one(frame);
-      frame = daq_pool::Bytes{};  // ours is dropped; ZeroMQ's, if it took the frame, lives on
-    }
+  const char* name() const noexcept override { return "publisher"; }
+  daq_pool::SubscriberOptions subscription() const override {
+    daq_pool::SubscriberOptions o;
+    o.on_full = daq_pool::OnFull::block;
+    o.capacity = capacity_;
+    return o;
+  }
+
+  /// Sends one frame. Allocation-free on daq_pool's side; libzmq's
+  /// allocations (its message control block, one per frame) are counted
+  /// apart by alloc_hook.
+  void consume(daq_pool::Received& received) override {
+    daq_pool::Bytes frame = received.bytes();
+    received.reset();
+    send_one(frame);  // ours is dropped at the end; ZeroMQ's, if it took the frame, lives on
   }
 
   /// The pipeline is stopping: after drain_timeout, stop waiting for a
   /// receiver. Thread-safe.
-  void stop_soon() noexcept {
+  void stop_soon() noexcept override {
     give_up_at_ns_.store(
         Clock::now().time_since_epoch().count() + std::chrono::duration_cast<Clock::duration>(drain_timeout).count(),
         std::memory_order_relaxed);
@@ -85,7 +93,7 @@ class Publisher {
   /// `linger` for queued frames, then drops the rest, and returns only when
   /// every free function has run — and then counts the views ZeroMQ still
   /// holds: 0, or a buffer was lost.
-  void close() {
+  void close() override {
     {
       const alloc_hook::Library in_libzmq;
       // Waits at most ZMQ_SNDTIMEO for room: a slow receiver still gets it.
@@ -95,6 +103,14 @@ class Publisher {
     }
     held_after_close_ = daq_pool::zmq::zero_copy_counts().held();
   }
+
+  std::string text(const daq_pool::SubscriberStats&) const override {
+    return text(alloc_hook::library(), alloc_hook::enabled);
+  }
+  std::string json(const daq_pool::SubscriberStats&) const override {
+    return "\"publish\": " + json(json_string, alloc_hook::library(), alloc_hook::enabled);
+  }
+  std::string error() const override { return failed() ? "publishing lost a buffer or a send failed" : ""; }
 
   /// The summary's lines about the network.
   std::string text(std::uint64_t library_allocs, bool allocs_counted) const {
@@ -171,6 +187,7 @@ class Publisher {
     ++unsent_;
   }
 
+  std::size_t capacity_;
   PublishMode mode_;
   std::uint64_t hwm_;
   daq_pool::zmq::Context context_;  // first: destroyed last, after the socket
