@@ -96,8 +96,7 @@ class Publisher final : public Stage {
       daq_pool::zmq::make_curve_server(socket_, daq_pool::zmq::load_certificate(opt.publish_key, true));
     }
     monitor_.emplace(context_, socket_);
-    socket_.bind(opt.publish);
-    endpoint_ = socket_.last_endpoint();
+    // Before bind: also said when binding fails.
     if (!curve_ && !loopback_only(opt.publish)) {
       std::fprintf(stderr,
                    "frame_pipeline: WARNING: --publish=%s is reachable from other machines WITHOUT AUTHENTICATION "
@@ -106,13 +105,15 @@ class Publisher final : public Stage {
                    opt.publish.c_str());
       std::fflush(stderr);
     }
+    socket_.bind(opt.publish);
+    endpoint_ = socket_.last_endpoint();
   }
 
   /// The endpoint bound (the real port for tcp://HOST:*).
   const std::string& endpoint() const noexcept { return endpoint_; }
   /// "CURVE, N receiver keys allowed" or "plain TCP, unauthenticated".
   std::string security() const {
-    return curve_ ? "CURVE, " + std::to_string(allowed_) + " receiver key(s) allowed" : "plain, unauthenticated";
+    return curve_ ? "CURVE, " + std::to_string(allowed_) + " receiver keys allowed" : "plain, unauthenticated";
   }
   /// Frames ZeroMQ may hold at once.
   std::uint64_t budget() const noexcept { return sender_.stats().budget; }

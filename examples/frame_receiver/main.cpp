@@ -311,6 +311,7 @@ int run(const Options& opt) {
   auto printed_at = start;
   const auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
   std::string stop_reason, refusal;
+  int refusal_rank = 0;
   for (;;) {
     const auto now = Clock::now();
     // Handshake failures: say why at once (libzmq retries in silence).
@@ -318,7 +319,12 @@ int run(const Options& opt) {
       if (!dz::is_handshake_failure(e.event)) continue;
       const std::string why = dz::describe_handshake_failure(e, true);
       if (why != refusal) std::fprintf(stderr, "frame_receiver: %s\n", why.c_str());
-      refusal = why;
+      // Keep the most telling reason (libzmq retries; a later attempt may
+      // fail with less detail).
+      if (dz::handshake_failure_rank(e.event) >= refusal_rank) {
+        refusal = why;
+        refusal_rank = dz::handshake_failure_rank(e.event);
+      }
     }
     if (g_stop.load()) {
       stop_reason = "signal";

@@ -34,6 +34,7 @@ Run with /usr/bin/python3 on Debian (python3-zmq python3-numpy).
 """
 import argparse
 import collections
+import errno
 import json
 import os
 import signal
@@ -302,7 +303,15 @@ def describe_handshake_failure(event, value, endpoint):
                     "public key the right one?)")
         return (f"handshake with the sender at {endpoint} failed: protocol error 0x{value:08x} (not a ZeroMQ peer "
                 "of this version, or a security mismatch)")
+    if value in (errno.EPIPE, errno.ECONNRESET):
+        return (f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)} (the peer hung up during the "
+                "handshake: a security mismatch, e.g. the sender requires CURVE: give --server-key and --key)")
     return f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)}"
+
+
+def failure_rank(event):
+    """How much a handshake failure says: a receiver keeps the most telling one."""
+    return {zmq.EVENT_HANDSHAKE_FAILED_AUTH: 3, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 2}.get(event, 1)
 
 
 def main(argv):
@@ -377,7 +386,7 @@ def main(argv):
 
     t = {"good": 0, "bad": 0, "bytes": 0, "gaps": 0, "missing": 0, "restarts": 0, "others_share": 0,
          "first": None, "last": None, "last_shared": False, "eos": False, "sender_frames": None, "first_bad": None}
-    refusal = None
+    refusal, refusal_rank = None, 0
 
     def jump(n, shared):
         """A jump forward from the last frame to `n`: lost, unless the sender shared its numbering."""
@@ -403,7 +412,8 @@ def main(argv):
             if why != refusal:
                 sys.stderr.write(f"receive_frames.py: {why}\n")
                 sys.stderr.flush()
-            refusal = why
+            if failure_rank(ev["event"]) >= refusal_rank:
+                refusal, refusal_rank = why, failure_rank(ev["event"])
         if stop["signal"]:
             stop_reason = "signal"
         elif opt.frames and t["good"] >= opt.frames:

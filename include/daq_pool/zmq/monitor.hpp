@@ -73,7 +73,20 @@ inline std::string describe_handshake_failure(const SocketEvent& e, bool i_am_re
       }
     }
   }
-  return "handshake with " + peer + " at " + e.endpoint + " failed: " + ::zmq_strerror(static_cast<int>(e.value));
+  const int err = static_cast<int>(e.value);
+  if (err == EPIPE || err == ECONNRESET)
+    return "handshake with " + peer + " at " + e.endpoint + " failed: " + ::zmq_strerror(err) +
+           " (the peer hung up during the handshake: a security mismatch, e.g. " +
+           (i_am_receiver ? std::string("the sender requires CURVE: give --server-key and --key")
+                          : std::string("a receiver with other security settings")) +
+           ")";
+  return "handshake with " + peer + " at " + e.endpoint + " failed: " + ::zmq_strerror(err);
+}
+
+/// How much a handshake failure says (AUTH > PROTOCOL > NO_DETAIL): a
+/// receiver keeps the most telling one it saw. Never allocates.
+inline int handshake_failure_rank(int event) noexcept {
+  return event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? 3 : event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? 2 : 1;
 }
 
 /// Watches one socket's connections: zmq_socket_monitor publishes its events
@@ -128,14 +141,18 @@ class SocketMonitor {
   Socket pair_;
 };
 
-/// The peers of a socket whose handshake passed and that are still there,
-/// kept from its SocketMonitor events (by file descriptor). Not thread-safe.
+/// The connections a socket has now (TCP or IPC, accepted or made), kept
+/// from its SocketMonitor events by file descriptor. libzmq 4.3's handshake
+/// events carry no descriptor, so a connection counts from the moment it is
+/// accepted, its handshake possibly still under way or about to fail (a
+/// refused CURVE client counts until libzmq drops it, milliseconds later).
+/// Not thread-safe.
 class PeerSet {
  public:
   /// Updates the set with `e`; returns true if the count changed.
   bool update(const SocketEvent& e) {
     const int fd = static_cast<int>(e.value);
-    if (e.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+    if (e.event == ZMQ_EVENT_ACCEPTED || e.event == ZMQ_EVENT_CONNECTED) {
       if (std::find(fds_.begin(), fds_.end(), fd) == fds_.end()) {
         fds_.push_back(fd);
         return true;

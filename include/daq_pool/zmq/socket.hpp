@@ -41,7 +41,7 @@ class zmq_error : public std::runtime_error {
 /// or "" for an error it has nothing to add to.
 inline std::string explain_endpoint_error(const std::string& endpoint, int err, bool binding) {
   const bool tcp = endpoint.rfind("tcp://", 0) == 0;
-  if (err == ENODEV && tcp)
+  if ((err == ENODEV || err == EADDRNOTAVAIL) && tcp)
     return " (the host part is not an IP address or network interface of this machine; bind to one of its "
            "addresses, an interface name such as eth0, 127.0.0.1 for this machine only, or * for all)";
   if (err == EINVAL)
