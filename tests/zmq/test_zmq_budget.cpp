@@ -89,6 +89,11 @@ TEST_CASE("a stalled PULL peer holds at most the budget; the rest stays with the
     CHECK(got == taken);
     f.payload_message.reset();
     CHECK(sender.drain(10s) == 0);  // all written: a close now loses nothing
+    // Every slot came back: the next `budget` frames are all taken at once.
+    for (std::uint64_t i = 0; i < budget; ++i) {
+      Bytes v = make_frame(pool, frame_bytes, taken + i);
+      CHECK(sender.send(v, taken + i, dz::now_ns(), ZMQ_DONTWAIT).status == dz::SendStatus::sent);
+    }
   }
   CHECK(pool.available() == pool.size());
   (void)refused_full;
