@@ -33,10 +33,16 @@ inline const char* to_string(OnExhausted policy) noexcept {
   return "?";
 }
 
-/// How --publish sends frames: PUSH (a receiver's slowness backs up to the
-/// pool and --on-exhausted) or PUB (ZeroMQ drops frames at the high-water
-/// mark).
+/// How --publish sends frames: PUSH (each frame to one receiver, dealt out
+/// in turn) or PUB (every frame to every subscriber).
 enum class PublishMode { push, pub };
+
+/// What --publish does with a frame ZeroMQ has no room for (its budget of
+/// buffers held, or every receiver's high-water mark, full): drop it (counted
+/// by cause; the camera never waits for the network) or wait (the old
+/// backpressure: the publisher's queue backs up to the pool, and
+/// --on-exhausted decides).
+enum class PublishFull { drop, wait };
 
 /// The name `--publish-mode` accepts for `mode`.
 inline const char* to_string(PublishMode mode) noexcept { return mode == PublishMode::push ? "push" : "pub"; }
@@ -69,6 +75,10 @@ struct Options {
   std::string publish;                               ///< --publish: ZeroMQ endpoint to bind (empty: off)
   PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
   std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
+  std::uint64_t publish_budget = 0;                  ///< --publish-budget: frames ZeroMQ may hold (0: pool / 3)
+  PublishFull publish_full = PublishFull::drop;      ///< --publish-full
+  std::string publish_key;                           ///< --publish-key: CURVE secret key file (empty: plain TCP)
+  std::string publish_allow;                         ///< --publish-allow: allowed client public keys
   std::string serve;                                 ///< --serve=PATH: publish frames to other processes (shm)
   std::string encode;                                ///< --encode: FFV1 file (empty: no encoder)
   bool json = false;                                 ///< --json
@@ -147,12 +157,25 @@ flags (--flag=value or --flag value)                                  default
                          bind tcp://HOST:PORT (PORT * picks a free
                          port, printed at start) or ipc://PATH; read it
                          with frame_receiver or receive_frames.py
-  --publish-mode=MODE    push: a slow receiver backs up to the pool      push
-                               (then --on-exhausted decides)
-                         pub:  ZeroMQ drops frames at the high-water
-                               mark (counted; buffers still return)
+  --publish-mode=MODE    push: each frame to one receiver, in turn       push
+                         pub:  every frame to every subscriber
   --publish-hwm=N        ZeroMQ send high-water mark in frames,          10
                          in [0, 1000000] (0: unlimited)
+  --publish-budget=N     at most N frames (pool buffers) held by         pool / 3
+                         ZeroMQ at once, all receivers together,
+                         in [1, 4096]
+  --publish-full=WHAT    a frame ZeroMQ has no room for (budget or       drop
+                         high-water marks full): drop (counted; the
+                         camera never waits for the network) or wait
+                         (backs up to the pool; --on-exhausted decides)
+  --publish-key=FILE     CURVE: this sender's secret key file            off (plain TCP)
+                         (NAME.key_secret, ZeroMQ certificate format;
+                         make one with frame_receiver --gen-key=NAME):
+                         encrypted, and only receivers whose public key
+                         is in --publish-allow get frames
+  --publish-allow=PATH   the receivers' public keys: a NAME.key file, a  (required with
+                         directory of *.key files, or a file of keys,    --publish-key)
+                         one per line
   --serve=PATH           publish every frame to other processes through  off
                          a daq_pool::shm::Server at the Unix socket PATH
                          (shared memory, no copy; the pool is memfd-
@@ -301,6 +324,10 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
         "--publish",
         "--publish-mode",
         "--publish-hwm",
+        "--publish-budget",
+        "--publish-full",
+        "--publish-key",
+        "--publish-allow",
         "--serve",
         "--encode",
         "--policy",
@@ -412,8 +439,26 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       if (!v || *v > max_publish_hwm) return error(flag, value, "frames, an integer in [0, 1000000] (0 = unlimited)");
       opt.publish_hwm = *v;
       publish_tuned = flag;
+    } else if (flag == "--publish-budget") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v < 1 || *v > max_pool) return error(flag, value, "frames, an integer in [1, 4096]");
+      opt.publish_budget = *v;
+      publish_tuned = flag;
+    } else if (flag == "--publish-full") {
+      if (value != "drop" && value != "wait") return error(flag, value, "drop or wait");
+      opt.publish_full = value == "drop" ? PublishFull::drop : PublishFull::wait;
+      publish_tuned = flag;
+    } else if (flag == "--publish-key" || flag == "--publish-allow") {
+      if (value.empty()) return error(flag, value, "a file name");
+      (flag == "--publish-key" ? opt.publish_key : opt.publish_allow) = value;
+      publish_tuned = flag;
     }
   }
+  if (opt.publish_key.empty() != opt.publish_allow.empty())
+    return ParseError{std::string(opt.publish_key.empty() ? "--publish-allow" : "--publish-key") + " given without " +
+                      (opt.publish_key.empty() ? "--publish-key" : "--publish-allow") +
+                      "; allowed: both (CURVE: this sender's secret key file and the receivers' public keys) or "
+                      "neither (plain TCP)"};
   if (!publish_tuned.empty() && opt.publish.empty())
     return ParseError{publish_tuned + ": given without --publish; allowed: only together with --publish=ENDPOINT"};
   if (is_aravis_source(opt.source) && opt.corrupt_every != 0)

@@ -164,14 +164,17 @@ int run(const Options& requested) {
     try {
       const Publisher& publisher = pipeline.add(std::make_unique<Publisher>(opt, queue));
       // Always printed (also with --quiet): a receiver needs the real port.
-      std::fprintf(info, "frame_pipeline: publishing frames (%s, high-water mark %llu) on %s\n",
+      std::fprintf(info, "frame_pipeline: publishing frames (%s, high-water mark %llu, budget %llu, %s) on %s\n",
                    to_string(opt.publish_mode), static_cast<unsigned long long>(opt.publish_hwm),
+                   static_cast<unsigned long long>(publisher.budget()), publisher.security().c_str(),
                    publisher.endpoint().c_str());
       std::fflush(info);
     } catch (const daq_pool::zmq::zmq_error& e) {
       return setup_failed("--publish=" + opt.publish + ": " + e.what() +
                               "; allowed: an endpoint to bind, tcp://HOST:PORT (PORT * for a free port) or ipc://PATH",
                           out);
+    } catch (const std::runtime_error& e) {  // a key file
+      return setup_failed(e.what(), out);
     }
   }
 #endif

@@ -136,7 +136,8 @@ class Case:
 
     def done(self, name):
         left = os.listdir(self.tmpdir)
-        left = [f for f in left if not f.endswith(".sock")]
+        # ipc:// socket files too: the binding socket removes its file.
+        left = [f for f in left if f != "keys"]
         check(not left, f"files left behind in TMPDIR: {left}")
         print(f"PASS: {name}", flush=True)
 
@@ -158,8 +159,10 @@ def check_sender(s, code, expect_exit=0):
     check(p is not None, "no publish section in the summary")
     check(p["views_held_after_close"] == 0, f"{p['views_held_after_close']} views still held by ZeroMQ after close")
     check(p["frames_offered"] == s["frames_delivered"], "frames offered to the network != frames delivered")
-    check(p["frames_offered"] == p["frames_sent"] + p["frames_dropped_by_transport"] + p["unsent_at_shutdown"],
-          "offered != sent + dropped by ZeroMQ + unsent")
+    check(p["frames_offered"] == p["frames_sent"] + p["frames_dropped_no_room"] + p["frames_dropped_by_transport"] +
+          p["frames_lost_at_close"] + p["unsent_at_shutdown"],
+          "offered != sent + dropped (no room) + dropped by ZeroMQ + lost at close + unsent")
+    check(p["frames_dropped_no_room"] == p["dropped_budget_full"] + p["dropped_receivers_full"], "no-room causes")
     check(p["error"] is None, f"a send failed: {p['error']}")
     return p
 
@@ -177,8 +180,10 @@ SMALL = ["--frame-bytes=256K", "--fps=100"]
 
 
 def case_stream(c, endpoint, kind):
-    """N frames from the demo to a receiver, all verified, nothing lost."""
-    with c.sender("--frames=60", *SMALL, f"--publish={endpoint}", "--publish-mode=push") as snd:
+    """N frames from the demo to a receiver, all verified, nothing lost
+    (--publish-full=wait: the first frame waits for the receiver)."""
+    with c.sender("--frames=60", *SMALL, f"--publish={endpoint}", "--publish-mode=push",
+                  "--publish-full=wait") as snd:
         ep = c.endpoint_of(snd)
         check("*" not in ep, f"the printed endpoint {ep} is not the bound one")
         with c.receiver(kind, ep, "--idle-timeout=30") as rcv:
@@ -217,7 +222,8 @@ def slow_receiver_run(c, sender_flags, receiver_flags):
 def case_push_backpressure(c, policy):
     """A receiver at 20 frames/s against a camera at 200: the backpressure
     reaches the pool and --on-exhausted; nothing lost in transit."""
-    s, p, r = slow_receiver_run(c, ["--pool=4", "--timeout=5", f"--on-exhausted={policy}", "--publish-mode=push"], [])
+    s, p, r = slow_receiver_run(c, ["--pool=4", "--timeout=5", f"--on-exhausted={policy}", "--publish-mode=push",
+                                    "--publish-full=wait"], [])
     check(s["pool_exhausted"] > 0, "the pool never ran dry: the backpressure did not reach it")
     if policy == "drop":
         check(s["frames_dropped"] > 0, "drop policy: no frame dropped")
@@ -236,7 +242,7 @@ def case_push_backpressure(c, policy):
 def case_pub_slow(c):
     """A subscriber at 20 frames/s: ZeroMQ drops at the high-water mark, every
     drop counted by the free function, every buffer back."""
-    _, p, r = slow_receiver_run(c, ["--pool=8", "--publish-mode=pub"], ["--mode=sub"])
+    _, p, r = slow_receiver_run(c, ["--pool=8", "--publish-mode=pub", "--publish-budget=4"], ["--mode=sub"])
     check(p["frames_dropped_by_transport"] > 0, "PUB dropped nothing")
     check(p["unsent_at_shutdown"] == 0, "PUB left frames unsent")
     check(r["gaps"] > 0, "a slow subscriber saw no gap")
@@ -247,7 +253,8 @@ def case_never_started(c, mode):
     shutdown every buffer is back."""
     start = time.monotonic()
     with c.sender("--duration=1", "--frame-bytes=256K", "--pool=4", "--on-exhausted=drop",
-                  "--publish=tcp://127.0.0.1:*", f"--publish-mode={mode}") as snd:
+                  "--publish=tcp://127.0.0.1:*", f"--publish-mode={mode}",
+                  *(["--publish-full=wait"] if mode == "push" else [])) as snd:
         code = snd.finish()
         s = snd.json()
     took = time.monotonic() - start
@@ -414,6 +421,141 @@ def case_receiver_bad_args(c):
             check(flag in p.text("out"), f"{kind} --help does not list {flag}")
 
 
+def make_keys(c, *names):
+    """Key pairs made by frame_receiver --gen-key in TMPDIR/keys: {name: (public file, secret file)}."""
+    d = os.path.join(c.tmpdir, "keys")
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for n in names:
+        with Proc("frame_receiver --gen-key", [c.a.receiver, f"--gen-key={d}/{n}"], c.env) as p:
+            check(p.finish() == 0, "--gen-key failed")
+        out[n] = (f"{d}/{n}.key", f"{d}/{n}.key_secret")
+    return out
+
+
+def case_never_started_push_drop(c):
+    """PUSH with nobody connected, --publish-full=drop (the default): every
+    frame dropped here, counted "receivers full or none", and the camera
+    never waits: the pool never runs dry."""
+    with c.sender("--duration=1", "--frame-bytes=256K", "--pool=4", "--on-exhausted=drop",
+                  "--publish=tcp://127.0.0.1:*", "--publish-mode=push") as snd:
+        code = snd.finish()
+        s = snd.json()
+    p = check_sender(s, code)
+    check(p["frames_sent"] == 0, "frames sent to nobody")
+    check(p["dropped_receivers_full"] == p["frames_offered"] > 0, "not every frame counted as dropped for no receiver")
+    check(s["frames_dropped"] == 0 and s["pool_exhausted"] == 0, "the pool ran dry: the camera waited for the network")
+
+
+def case_curve(c):
+    """CURVE: the allowed C++ and Python receivers get every frame; a C++
+    receiver with an unknown key and a Python one without CURVE get none,
+    exit 3 and say why; the sender says whom it refused."""
+    k = make_keys(c, "sender", "cpp", "py", "stranger")
+    allow = os.path.join(c.tmpdir, "keys", "allowed.txt")
+    with open(allow, "w") as f:  # a list of keys, read from the two public key files
+        for n in ("cpp", "py"):
+            f.write([l for l in open(k[n][0]) if "public-key" in l][0].split('"')[1] + f"  # {n}\n")
+    with c.sender("--duration=3", *SMALL, "--publish=tcp://127.0.0.1:*", "--publish-mode=pub",
+                  f"--publish-key={k['sender'][1]}", f"--publish-allow={allow}") as snd:
+        ep = c.endpoint_of(snd)
+        check("CURVE" in snd.text("err"), "the sender does not say it uses CURVE")
+        with c.receiver("cpp", ep, "--mode=sub", f"--server-key={k['sender'][0]}", f"--key={k['cpp'][1]}",
+                        name="allowed C++") as good_cpp, \
+             c.receiver("python", ep, "--mode=sub", f"--server-key={k['sender'][0]}", f"--key={k['py'][1]}",
+                        name="allowed Python") as good_py, \
+             c.receiver("cpp", ep, "--mode=sub", f"--server-key={k['sender'][0]}", f"--key={k['stranger'][1]}",
+                        "--idle-timeout=3", name="unknown key") as stranger, \
+             c.receiver("python", ep, "--mode=sub", "--idle-timeout=3", name="no CURVE") as plain:
+            results = {}
+            for name, proc in (("cpp", good_cpp), ("py", good_py), ("stranger", stranger), ("plain", plain)):
+                results[name] = (proc.finish(), proc.json(), proc.text("err"))
+            code = snd.finish()
+            s = snd.json()
+    p = check_sender(s, code)
+    check(p["security"] == "curve", "publish security is not curve")
+    for name in ("cpp", "py"):
+        rcode, r, _ = results[name]
+        check_receiver(r, rcode)
+        check(r["security"] == "curve" and r["frames_received"] > 0, f"{name}: no frame under CURVE")
+        check(r["stop_reason"] == "end_of_stream", f"{name}: stopped by {r['stop_reason']}")
+        # Every number after its first frame: received, or counted missing
+        # (PUB: a frame one subscriber had no room for shows only as its gap).
+        check(r["frames_received"] + r["missing_frames"] == r["sender_frames"] - r["first_frame"],
+              f"{name}: received + missing != numbers sent after its first frame")
+    for name, words in (("stranger", "refused this receiver's CURVE key"), ("plain", "security mismatch")):
+        rcode, r, err = results[name]
+        check(rcode == 3, f"{name}: exit code {rcode}, expected 3 (no frame)")
+        check(r["frames_received"] == 0 and r["bad_frames"] == 0, f"{name} received something")
+        check(words in err and words in (r["refusal"] or ""), f"{name}: no '{words}' in its message")
+    check(p["zap_accepted"] >= 2 and p["zap_refused"] >= 1, "ZAP counts")
+    check("not in --publish-allow" in snd.text("err"), "the sender did not say whom it refused")
+    check(p["handshake_failures"] >= 1, "the sender did not count the plaintext receiver's failed handshake")
+
+
+def case_plain_warning(c):
+    """Plain TCP bound beyond loopback: a loud warning (before binding: here
+    the address is not this machine's, so the bind fails, with the reason
+    in words)."""
+    with c.sender("--frames=5", "--pool=1", "--frame-bytes=64K", "--publish=tcp://192.0.2.1:*") as snd:
+        code = snd.finish()
+        err = snd.text("err")
+    check("WARNING" in err and "WITHOUT AUTHENTICATION" in err, "no warning for plain TCP beyond loopback")
+    check(code == 2 and "not an IP address or network interface of this machine" in err, "bind error not explained")
+    with c.sender("--frames=5", "--pool=1", "--frame-bytes=64K", "--publish=tcp://127.0.0.1:*") as snd:
+        snd.finish()
+    check("WARNING" not in snd.text("err"), "a warning for loopback")
+
+
+def case_push_stalled(c):
+    """A PUSH receiver stopped (SIGSTOP) for 5 s under the demo's defaults:
+    ZeroMQ holds at most the budget, the camera never waits: 0 heap
+    fallbacks, 0 SDK overruns, 0 pool drops; after SIGCONT the receiver
+    reconnects and receives again, to the end of the stream."""
+    with c.sender("--duration=10", "--frame-bytes=1M", "--fps=100", "--publish=tcp://127.0.0.1:*") as snd:
+        ep = c.endpoint_of(snd)
+        with c.receiver("cpp", ep, "--idle-timeout=30") as rcv:
+            rcv.wait_for(r"\s[1-9]\d* frames\s")
+            rcv.p.send_signal(signal.SIGSTOP)
+            time.sleep(5)
+            rcv.p.send_signal(signal.SIGCONT)
+            rcode = rcv.finish()
+            r = rcv.json()
+        code = snd.finish()
+        s = snd.json()
+    p = check_sender(s, code)
+    check_receiver(r, rcode)
+    check(s["fallbacks"] == 0, f"{s['fallbacks']} heap fallbacks while a receiver was stopped")
+    check(s["sdk_overruns"] == 0, f"{s['sdk_overruns']} SDK overruns while a receiver was stopped")
+    check(s["frames_dropped"] == 0, f"{s['frames_dropped']} frames dropped at the pool")
+    check(p["frames_dropped_no_room"] > 0, "nothing dropped for the stopped receiver")
+    check(r["stop_reason"] == "end_of_stream", f"the receiver stopped by {r['stop_reason']}, not the end of stream")
+    check(r["missing_frames"] > 0, "the stopped receiver saw no gap")
+    check(r["last_frame"] >= p["frames_offered"] - 1 - p["frames_dropped_no_room"] - p["frames_lost_at_close"],
+          "the receiver did not receive to the end after SIGCONT")
+
+
+def case_two_pull(c):
+    """Two PULL receivers: each gets an end of stream, neither counts the
+    other's share as lost, and together they got every frame sent."""
+    with c.sender("--duration=3", *SMALL, "--publish=tcp://127.0.0.1:*", "--publish-full=wait") as snd:
+        ep = c.endpoint_of(snd)
+        with c.receiver("cpp", ep, "--idle-timeout=30", name="first") as a, \
+             c.receiver("python", ep, "--idle-timeout=30", name="second") as b:
+            ra_code, rb_code = a.finish(), b.finish()
+            ra, rb = a.json(), b.json()
+        code = snd.finish()
+        s = snd.json()
+    p = check_sender(s, code)
+    for r, rc in ((ra, ra_code), (rb, rb_code)):
+        check_receiver(r, rc)
+        check(r["stop_reason"] == "end_of_stream", f"a receiver stopped by {r['stop_reason']}, not its end of stream")
+        check(r["gaps"] == 0 and r["missing_frames"] == 0, f"{r['missing_frames']} frames counted missing")
+        check(r["others_share"] > 0, "the other receiver's share not reported")
+    check(p["end_of_stream_sent"] == 2, f"end of stream sent {p['end_of_stream_sent']} times, expected 2")
+    check(ra["frames_received"] + rb["frames_received"] == p["frames_sent"], "frames received != frames sent")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sender", required=True)
@@ -434,6 +576,11 @@ def main():
             "pub_slow": lambda: case_pub_slow(c),
             "never_started_push": lambda: case_never_started(c, "push"),
             "never_started_pub": lambda: case_never_started(c, "pub"),
+            "never_started_push_drop": lambda: case_never_started_push_drop(c),
+            "curve": lambda: case_curve(c),
+            "plain_warning": lambda: case_plain_warning(c),
+            "push_stalled": lambda: case_push_stalled(c),
+            "two_pull": lambda: case_two_pull(c),
             "receiver_killed": lambda: case_receiver_killed(c),
             "receiver_restarted": lambda: case_receiver_restarted(c),
             "garbage_cpp": lambda: case_garbage(c, "cpp"),
