@@ -86,7 +86,7 @@ class Child:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout):
+        for f in (self.proc.stdin,):
             if f:
                 try:
                     f.close()
