@@ -1,0 +1,139 @@
+// Recorder: frames (Bytes views of pool buffers) written to a .dqr file with
+// O_DIRECT straight from the pool's memory, several writes in flight, each
+// view held exactly until its write completes. The portable backend: a few
+// writer threads with pwrite. Linux only; no dependency. (io_uring:
+// daq_pool/uring.hpp, same interface.)
+#pragma once
+
+#include "daq_pool/detail/abi.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daq_pool/bytes.hpp"
+#include "daq_pool/recording/detail/record_file.hpp"
+#include "daq_pool/recording/dqr_format.hpp"
+
+namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording {
+
+/// Records frames into a .dqr file (docs/recording.md): record() queues a
+/// view, one of `writer_threads` threads writes it with pwrite into its
+/// record (O_DIRECT from the view's memory: the block-aligned prefix as it
+/// is, a tail that is not a whole block through a small aligned bounce
+/// buffer), drops the view (the buffer returns to its pool), then writes the
+/// record's index entry. A filesystem refusing O_DIRECT gives the buffered
+/// fallback, reported by stats().direct_io and fallback_reason().
+///
+/// A write error stops the recording: the first error is kept (error(),
+/// naming the file, frame and offset), every frame queued or offered after it
+/// is counted lost and its view released at once, and nothing blocks.
+///
+/// record() and stats() are thread-safe; close() and the destructor must not
+/// race with record(). Construction allocates (threads, scratch blocks);
+/// record() never allocates (one mutex to queue, one to take).
+class Recorder {
+ public:
+  /// Creates (truncates) `path` and writes its header; starts the writers.
+  /// Throws std::invalid_argument (bad options, naming the option),
+  /// recording_error (can't open or write the file; O_DIRECT refused with
+  /// allow_buffered_fallback false).
+  Recorder(std::string path, const RecorderOptions& options) : file_(std::move(path), options) {
+    const std::size_t threads = options.writer_threads != 0 ? options.writer_threads : options.queue_depth;
+    const std::size_t bounce = bounce_size();
+    scratch_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) {
+      scratch_.push_back({detail::aligned_block(file_.block(), bounce), detail::aligned_block(file_.block(), file_.block())});
+    }
+    workers_.reserve(threads);
+    try {
+      for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this, i] { run(scratch_[i]); });
+    } catch (...) {
+      close();
+      throw;
+    }
+  }
+
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+  /// close(). Never throws.
+  ~Recorder() { close(); }
+
+  /// Queues `frame` for writing as frame `frame_number` with `timestamp_ns`
+  /// (default: the system clock now), waiting while queue_depth frames are in
+  /// flight (a recorder is a blocking subscriber: it never drops a frame it
+  /// has room for). Returns false, with the view released and the frame
+  /// counted lost, if the recording has failed or is closed, or the frame is
+  /// larger than frame_capacity. Thread-safe; never allocates.
+  bool record(Bytes frame, std::uint64_t frame_number, std::int64_t timestamp_ns) noexcept {
+    return file_.push(std::move(frame), frame_number, timestamp_ns);
+  }
+  /// record() with the next frame number (counted from 0) and now.
+  bool record(Bytes frame) noexcept {
+    // relaxed: only the number's uniqueness matters, not an order with memory.
+    return record(std::move(frame), next_frame_.fetch_add(1, std::memory_order_relaxed), detail::now_ns());
+  }
+
+  /// Waits for every frame in flight, stops the writers, fdatasyncs and
+  /// closes the file. Idempotent; never throws; errors go to error().
+  void close() noexcept {
+    file_.begin_close();
+    for (std::thread& t : workers_)
+      if (t.joinable()) t.join();
+    file_.close_file();
+  }
+
+  /// The counters. Thread-safe; stale when read.
+  RecorderStats stats() const noexcept { return file_.stats(); }
+  /// The first error (file, frame, offset, reason), if the recording failed.
+  /// Thread-safe; allocates the copy.
+  std::optional<std::string> error() const { return file_.error(); }
+  /// The first error's errno, 0 if none. Thread-safe.
+  int error_code() const noexcept { return file_.error_code(); }
+  /// Why O_DIRECT is not used (empty when it is). Never allocates.
+  const std::string& fallback_reason() const noexcept { return file_.fallback_reason(); }
+  /// The first frame refused as larger than frame_capacity, if any.
+  std::optional<std::string> oversize() const { return file_.oversize(); }
+  /// The file's header as written. Never allocates.
+  const dqr::FileHeader& header() const noexcept { return file_.header(); }
+  /// The file's path. Never allocates.
+  const std::string& path() const noexcept { return file_.path(); }
+
+ private:
+  struct Scratch {
+    detail::AlignedBlock bounce;  // tail / copy block
+    detail::AlignedBlock entry;   // the entry's block, zero past the entry
+  };
+
+  std::size_t bounce_size() const noexcept {
+    // A tail needs one block; a view not aligned for O_DIRECT (a heap copy)
+    // is copied through in pieces of this size.
+    return file_.block() > 256 * 1024 ? file_.block() : 256 * 1024;
+  }
+
+  void run(Scratch& s) noexcept {
+    detail::RecordJob job;
+    while (file_.take(job)) {
+      const std::size_t size = job.view.size();
+      bool ok = !file_.failed() && file_.write_payload(job, s.bounce.get(), bounce_size());
+      job.view.reset();  // the payload is written (or never will be): the buffer goes back
+      ok = ok && file_.write_entry(job, size, s.entry.get());
+      if (ok)
+        file_.count_written(size);
+      else
+        file_.count_lost();
+      file_.finished();
+    }
+  }
+
+  detail::RecordFile file_;
+  std::vector<Scratch> scratch_;
+  std::vector<std::thread> workers_;
+  std::atomic<std::uint64_t> next_frame_{0};
+};
+
+}  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording
