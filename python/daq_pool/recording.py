@@ -373,7 +373,7 @@ class Hdf5Recording(Recording):
     def _map(self) -> Optional[np.memmap]:
         d = self._frames
         try:
-            if d.chunks is not None or d.compression is not None or self.swmr:
+            if d.chunks is not None or d.compression is not None:  # contiguous: never extended
                 return None
             offset = d.id.get_offset()
             if offset is None:
