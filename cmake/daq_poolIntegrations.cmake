@@ -5,7 +5,7 @@
 #
 #   name       header                    dependency (found with)             Debian packages
 #   aravis     daq_pool/aravis.hpp       aravis-0.8 (pkg-config)             libaravis-dev libusb-1.0-0-dev
-#   zmq        daq_pool/zmq.hpp          libzmq (pkg-config), or libzmq's /  libzmq3-dev
+#   zmq        daq_pool/zmq.hpp, zmq/    libzmq (pkg-config), or libzmq's /  libzmq3-dev
 #                                        cppzmq's CMake config
 #   ffmpeg     daq_pool/ffmpeg.hpp       libavutil (pkg-config)              libavutil-dev
 #   gstreamer  daq_pool/gstreamer.hpp    gstreamer-1.0, gstreamer-app-1.0    libgstreamer1.0-dev

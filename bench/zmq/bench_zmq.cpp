@@ -8,6 +8,11 @@
 //                  message it allocates), with the same 32-byte header part
 //   tcp_send       a plain blocking send() loop of 8 MiB over a loopback TCP
 //                  connection, recv() into one buffer: the ceiling here
+//   zero_copy_curve  zero_copy with CURVE (daq_pool/zmq/curve.hpp): every
+//                  message encrypted by the sender's I/O thread (libsodium's
+//                  crypto_box: a copy into a new buffer plus the cipher) and
+//                  decrypted by the receiver's; compare with zero_copy, run
+//                  just before it in the same process
 // Counters: send_cpu_us and recv_cpu_us, CPU time per frame of the sending
 // side (this thread + the sender context's I/O thread, which makes the
 // send() calls) and of the receiving side (receiver thread + its I/O thread);
@@ -28,6 +33,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -108,8 +115,11 @@ class CpuMeter {
 /// thread, receiving and dropping whole messages.
 class ZmqReceiver {
  public:
-  ZmqReceiver() : ctx_(2), pull_(ctx_.ctx, ZMQ_PULL) {
+  /// With `curve` (client keys and the server's public key), a CURVE client.
+  explicit ZmqReceiver(const dz::CurveKeyPair* client = nullptr, const std::string& server_public = {})
+      : ctx_(2), pull_(ctx_.ctx, ZMQ_PULL) {
     pull_.set(ZMQ_RCVHWM, hwm);
+    if (client != nullptr) dz::make_curve_client(pull_, *client, server_public);
     pull_.set(ZMQ_RCVTIMEO, 50);
     pull_.bind("tcp://127.0.0.1:*");
     endpoint_ = pull_.last_endpoint();
@@ -152,12 +162,19 @@ class ZmqReceiver {
 };
 
 /// Runs `send_one()` per iteration over a PUSH socket to a ZmqReceiver.
+/// With `curve`, the PUSH is a CURVE server whose ZAP handler admits the
+/// receiver's key only.
 template <class SendOne>
-void zmq_case(benchmark::State& state, SendOne send_one) {
-  ZmqReceiver rx;
+void zmq_case(benchmark::State& state, SendOne send_one, bool curve = false) {
+  const dz::CurveKeyPair server = curve ? dz::generate_curve_key_pair() : dz::CurveKeyPair{};
+  const dz::CurveKeyPair client = curve ? dz::generate_curve_key_pair() : dz::CurveKeyPair{};
+  ZmqReceiver rx(curve ? &client : nullptr, server.public_key);
   NamedContext sctx(1);
+  std::optional<dz::CurveAuthenticator> auth;
+  if (curve) auth.emplace(sctx.ctx, std::vector<std::string>{client.public_key});
   dz::Socket push(sctx.ctx, ZMQ_PUSH, std::chrono::milliseconds(5000));
   push.set(ZMQ_SNDHWM, hwm);
+  if (curve) dz::make_curve_server(push, server);
   push.connect(rx.endpoint());
   // One frame first: the connection is up and both I/O threads exist.
   send_one(push.handle());
@@ -178,7 +195,7 @@ void zmq_case(benchmark::State& state, SendOne send_one) {
   rx.drain(sent);
 }
 
-void zero_copy(benchmark::State& state, dz::Checksum kind) {
+void zero_copy(benchmark::State& state, dz::Checksum kind, bool curve = false) {
   daq_pool::BufferPool pool(8, frame_bytes);
   dz::FrameSender* sender = nullptr;
   std::uint64_t number = 0;
@@ -194,7 +211,7 @@ void zero_copy(benchmark::State& state, dz::Checksum kind) {
     b.set_size(frame_bytes);
     daq_pool::Bytes v = std::move(b).freeze();
     if (!sender->send(v, number++).taken()) std::abort();
-  });
+  }, curve);
 }
 
 void zmq_send_copy(benchmark::State& state) {
@@ -285,11 +302,14 @@ void tcp_send(benchmark::State& state) {
 
 const bool registered = [] {
   using benchmark::RegisterBenchmark;
-  RegisterBenchmark("zmq/frame_8MiB/zero_copy", zero_copy, dz::Checksum::sampled)->UseRealTime();
-  RegisterBenchmark("zmq/frame_8MiB/zero_copy_full_checksum", zero_copy, dz::Checksum::full)->UseRealTime();
-  RegisterBenchmark("zmq/frame_8MiB/zero_copy_no_checksum", zero_copy, dz::Checksum::none)->UseRealTime();
+  RegisterBenchmark("zmq/frame_8MiB/zero_copy", zero_copy, dz::Checksum::sampled, false)->UseRealTime();
+  RegisterBenchmark("zmq/frame_8MiB/zero_copy_full_checksum", zero_copy, dz::Checksum::full, false)->UseRealTime();
+  RegisterBenchmark("zmq/frame_8MiB/zero_copy_no_checksum", zero_copy, dz::Checksum::none, false)->UseRealTime();
   RegisterBenchmark("zmq/frame_8MiB/zmq_send_copy", zmq_send_copy)->UseRealTime();
   RegisterBenchmark("zmq/frame_8MiB/tcp_send", tcp_send)->UseRealTime();
+  // CURVE's cost, against the plain zero_copy row measured right before it.
+  RegisterBenchmark("zmq/frame_8MiB/zero_copy_plain", zero_copy, dz::Checksum::sampled, false)->UseRealTime();
+  RegisterBenchmark("zmq/frame_8MiB/zero_copy_curve", zero_copy, dz::Checksum::sampled, true)->UseRealTime();
   return true;
 }();
 

@@ -1,15 +1,15 @@
 // --source=aravis: the demo's frames come from a real camera stack, Aravis,
 // and are never copied: the camera (Aravis's fake camera in-process by
 // default, or any GenICam camera by device id or IP) writes each frame into a
-// BufferPool buffer, and the same writer and preview consumers get views of
-// it. The verifier checks every pixel against the fake camera's pattern (for
+// BufferPool buffer, and the same consumers (writer, preview, ...) get views
+// of it. The verifier checks every pixel against the fake camera's pattern (for
 // another camera the check is off, and the summary says so).
 //
 // Compiled only where daq_pool::aravis exists (FRAME_PIPELINE_HAVE_ARAVIS).
 #pragma once
 
-#include "bounded_queue.hpp"
 #include "cli.hpp"
+#include "verifier.hpp"
 
 #include <daq_pool/aravis.hpp>
 #include <daq_pool/aravis/fake_camera.hpp>
@@ -27,9 +27,6 @@
 namespace frame_pipeline {
 
 namespace arv = daq_pool::aravis;
-
-/// Frames with their metadata, for the verifier (it needs the frame id).
-using CameraFrameQueue = BoundedQueue<arv::Frame>;
 
 /// The device id in --source=aravis[:<device>] ("Fake_1" for plain aravis).
 inline std::string aravis_device(const std::string& source) {
@@ -55,46 +52,35 @@ inline arv::FakeCameraSettings fake_camera_settings(std::size_t frame_bytes, dou
 }
 
 /// Checks each frame against the fake camera's pattern on its own thread;
-/// with no pattern (not the fake camera), only counts them.
-class CameraVerifier {
+/// with no pattern (not the fake camera), only counts them. The frame's id
+/// comes as the broadcast tag, its geometry from the pattern (the camera's
+/// configuration): a frame of another size fails the check.
+class CameraVerifier final : public Verifier {
  public:
-  explicit CameraVerifier(const arv::FakeCameraPattern* pattern) noexcept : pattern_(pattern) {}
+  CameraVerifier(const arv::FakeCameraPattern* pattern, std::size_t capacity) noexcept
+      : Verifier(capacity), pattern_(pattern) {}
 
-  /// Consumes `queue` until it is closed and drained. Never allocates.
-  void run(CameraFrameQueue& queue) {
-    arv::Frame frame;
-    while (queue.pop(frame)) {
-      if (pattern_ == nullptr) {
-        unchecked_.fetch_add(1, std::memory_order_relaxed);
-      } else if (const char* why = pattern_->check(frame)) {
-        if (failures_.fetch_add(1, std::memory_order_relaxed) == 0) {
-          std::lock_guard lock(mutex_);
-          first_failure_ = why;
-          first_failure_id_ = frame.frame_id;
-        }
-      } else {
-        verified_.fetch_add(1, std::memory_order_relaxed);
-      }
-      frame = arv::Frame{};  // drop the view before waiting for the next one
+  void consume(daq_pool::Received& received) override {
+    if (pattern_ == nullptr) {
+      skip();
+      return;
     }
-  }
-
-  std::uint64_t verified() const noexcept { return verified_.load(std::memory_order_relaxed); }    ///< matched
-  std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }    ///< differed
-  std::uint64_t unchecked() const noexcept { return unchecked_.load(std::memory_order_relaxed); }  ///< check off
-  /// The first failure's frame id and reason (nullptr if none).
-  std::pair<std::uint64_t, const char*> first_failure() const {
-    std::lock_guard lock(mutex_);
-    return {first_failure_id_, first_failure_};
+    arv::Frame frame;
+    frame.frame_id = received.tag();
+    frame.width = pattern_->width();
+    frame.height = pattern_->height();
+    frame.pixel_format = pattern_->pixel_format();
+    frame.image_size = received.size();
+    frame.data = received.bytes();  // a second view, dropped with `frame`
+    if (const char* why = pattern_->check(frame)) {
+      fail({frame.frame_id, why, 0});
+    } else {
+      pass();
+    }
   }
 
  private:
   const arv::FakeCameraPattern* pattern_;
-  // relaxed: statistics, exact once the thread is joined.
-  std::atomic<std::uint64_t> verified_{0}, failures_{0}, unchecked_{0};
-  mutable std::mutex mutex_;
-  const char* first_failure_ = nullptr;
-  std::uint64_t first_failure_id_ = 0;
 };
 
 /// The camera side of --source=aravis: opens the camera (configuring the

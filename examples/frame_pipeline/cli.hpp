@@ -1,6 +1,8 @@
 // Command-line flags of the frame-pipeline demo: defaults, ranges, parsing.
 #pragma once
 
+#include <daq_pool/broadcast.hpp>
+
 #include <unistd.h>
 #include <cerrno>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace frame_pipeline {
 
@@ -30,10 +33,16 @@ inline const char* to_string(OnExhausted policy) noexcept {
   return "?";
 }
 
-/// How --publish sends frames: PUSH (a receiver's slowness backs up to the
-/// pool and --on-exhausted) or PUB (ZeroMQ drops frames at the high-water
-/// mark).
+/// How --publish sends frames: PUSH (each frame to one receiver, dealt out
+/// in turn) or PUB (every frame to every subscriber).
 enum class PublishMode { push, pub };
+
+/// What --publish does with a frame ZeroMQ has no room for (its budget of
+/// buffers held, or every receiver's high-water mark, full): drop it (counted
+/// by cause; the camera never waits for the network) or wait (the old
+/// backpressure: the publisher's queue backs up to the pool, and
+/// --on-exhausted decides).
+enum class PublishFull { drop, wait };
 
 /// The name `--publish-mode` accepts for `mode`.
 inline const char* to_string(PublishMode mode) noexcept { return mode == PublishMode::push ? "push" : "pub"; }
@@ -41,6 +50,13 @@ inline const char* to_string(PublishMode mode) noexcept { return mode == Publish
 /// Slots in the simulated SDK's circular buffer (PVCAM's CIRC_NO_OVERWRITE
 /// ring in the seed's integration notes).
 inline constexpr std::size_t sdk_ring_slots = 20;
+
+/// A --policy=CONSUMER:POLICY[:CAPACITY] flag: that consumer's queue.
+struct PolicyOverride {
+  std::string consumer;
+  daq_pool::OnFull on_full = daq_pool::OnFull::block;
+  std::size_t capacity = 0;  ///< 0: the consumer's default
+};
 
 /// Every flag's value, with its default.
 struct Options {
@@ -59,12 +75,17 @@ struct Options {
   std::string publish;                               ///< --publish: ZeroMQ endpoint to bind (empty: off)
   PublishMode publish_mode = PublishMode::push;      ///< --publish-mode
   std::uint64_t publish_hwm = 10;                    ///< --publish-hwm: ZMQ_SNDHWM, in frames
+  std::uint64_t publish_budget = 0;                  ///< --publish-budget: frames ZeroMQ may hold (0: pool / 3)
+  PublishFull publish_full = PublishFull::drop;      ///< --publish-full
+  std::string publish_key;                           ///< --publish-key: CURVE secret key file (empty: plain TCP)
+  std::string publish_allow;                         ///< --publish-allow: allowed client public keys
   std::string serve;                                 ///< --serve=PATH: publish frames to other processes (shm)
   std::string encode;                                ///< --encode: FFV1 file (empty: no encoder)
   bool json = false;                                 ///< --json
   bool quiet = false;                                ///< --quiet
   bool help = false;                                 ///< --help
   std::string source = "sim";                        ///< --source: sim, aravis or aravis:<device>
+  std::vector<PolicyOverride> policies;              ///< --policy (repeatable)
 };
 
 /// True if --source names an Aravis camera (aravis or aravis:<device>).
@@ -91,8 +112,9 @@ inline std::string usage_text(const char* argv0) {
 Simulates a camera acquisition end to end: a sensor thread fills a 20-slot
 no-overwrite SDK ring; an acquisition thread copies each frame into a
 daq_pool::BufferPool buffer, freezes it into a shared Bytes view, releases the
-SDK slot and fans the view out to a writer, a preview and a verifier, each on
-its own thread behind a bounded queue.
+SDK slot and publishes the view on a daq_pool::Broadcast: the writer, the
+preview, the verifier (and the publisher, server, encoder when asked) are
+its subscribers, each on its own thread with its own queue and policy.
 
 flags (--flag=value or --flag value)                                  default
   --duration=SECONDS     run time, in (0, 86400]                         5
@@ -134,12 +156,25 @@ flags (--flag=value or --flag value)                                  default
                          bind tcp://HOST:PORT (PORT * picks a free
                          port, printed at start) or ipc://PATH; read it
                          with frame_receiver or receive_frames.py
-  --publish-mode=MODE    push: a slow receiver backs up to the pool      push
-                               (then --on-exhausted decides)
-                         pub:  ZeroMQ drops frames at the high-water
-                               mark (counted; buffers still return)
+  --publish-mode=MODE    push: each frame to one receiver, in turn       push
+                         pub:  every frame to every subscriber
   --publish-hwm=N        ZeroMQ send high-water mark in frames,          10
                          in [0, 1000000] (0: unlimited)
+  --publish-budget=N     at most N frames (pool buffers) held by         pool / 3
+                         ZeroMQ at once, all receivers together,
+                         in [1, 4096]
+  --publish-full=WHAT    a frame ZeroMQ has no room for (budget or       drop
+                         high-water marks full): drop (counted; the
+                         camera never waits for the network) or wait
+                         (backs up to the pool; --on-exhausted decides)
+  --publish-key=FILE     CURVE: this sender's secret key file            off (plain TCP)
+                         (NAME.key_secret, ZeroMQ certificate format;
+                         make one with frame_receiver --gen-key=NAME):
+                         encrypted, and only receivers whose public key
+                         is in --publish-allow get frames
+  --publish-allow=PATH   the receivers' public keys: a NAME.key file, a  (required with
+                         directory of *.key files, or a file of keys,    --publish-key)
+                         one per line
   --serve=PATH           publish every frame to other processes through  off
                          a daq_pool::shm::Server at the Unix socket PATH
                          (shared memory, no copy; the pool is memfd-
@@ -151,6 +186,15 @@ flags (--flag=value or --flag value)                                  default
                          arrive while it is busy are skipped (counted)
                          (needs a build with FFmpeg; --frame-bytes of
                          at least 16K)
+  --policy=C:P[:N]       consumer C's queue: policy P (block: the        see text
+                         acquisition waits for room; drop_newest: C
+                         skips the frame; keep_latest: C's oldest
+                         queued frame is dropped), capacity N in
+                         [1, 1048576]; repeatable. Consumers (default):
+                         writer, verifier, publisher, server: block,
+                         pool + 20; preview: keep_latest, 1; encoder:
+                         drop_newest, 4. Each one's counts are in the
+                         summary
   --json                 print the summary as JSON on stdout             off
                          (progress then goes to stderr)
   --quiet                no progress lines                               off
@@ -206,6 +250,31 @@ inline std::optional<std::uint64_t> parse_uint(const std::string& text, bool suf
 
 }  // namespace detail
 
+/// Parses "consumer:policy[:capacity]"; nothing if malformed.
+inline std::optional<PolicyOverride> parse_policy(const std::string& text) {
+  const auto c1 = text.find(':');
+  if (c1 == std::string::npos || c1 == 0) return std::nullopt;
+  PolicyOverride p;
+  p.consumer = text.substr(0, c1);
+  const auto c2 = text.find(':', c1 + 1);
+  const std::string policy = text.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+  if (policy == "block") {
+    p.on_full = daq_pool::OnFull::block;
+  } else if (policy == "drop_newest") {
+    p.on_full = daq_pool::OnFull::drop_newest;
+  } else if (policy == "keep_latest") {
+    p.on_full = daq_pool::OnFull::keep_latest;
+  } else {
+    return std::nullopt;
+  }
+  if (c2 != std::string::npos) {
+    const auto n = detail::parse_uint(text.substr(c2 + 1), false);
+    if (!n || *n < 1 || *n > daq_pool::Broadcast::max_capacity) return std::nullopt;
+    p.capacity = static_cast<std::size_t>(*n);
+  }
+  return p;
+}
+
 /// Parses argv into Options, or explains what is wrong with it.
 inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt) {
   auto error = [](const std::string& flag, const std::string& value, const std::string& allowed) {
@@ -252,8 +321,13 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
         "--publish",
         "--publish-mode",
         "--publish-hwm",
+        "--publish-budget",
+        "--publish-full",
+        "--publish-key",
+        "--publish-allow",
         "--serve",
         "--encode",
+        "--policy",
     };
     // clang-format on
     bool known = false;
@@ -327,6 +401,13 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
                      "and reconfigure)");
 #endif
       opt.source = value;
+    } else if (flag == "--policy") {
+      const auto parsed = parse_policy(value);
+      if (!parsed)
+        return error(flag, value,
+                     "CONSUMER:POLICY[:CAPACITY], POLICY one of block, drop_newest, keep_latest, CAPACITY in "
+                     "[1, 1048576] (e.g. writer:drop_newest:8)");
+      opt.policies.push_back(*parsed);
     } else if (flag == "--encode") {
       if (value.empty()) return error(flag, value, "a file path ending in .mkv, .nut or .avi");
       opt.encode = value;
@@ -355,8 +436,26 @@ inline std::optional<ParseError> parse_args(int argc, char** argv, Options& opt)
       if (!v || *v > max_publish_hwm) return error(flag, value, "frames, an integer in [0, 1000000] (0 = unlimited)");
       opt.publish_hwm = *v;
       publish_tuned = flag;
+    } else if (flag == "--publish-budget") {
+      const auto v = detail::parse_uint(value, false);
+      if (!v || *v < 1 || *v > max_pool) return error(flag, value, "frames, an integer in [1, 4096]");
+      opt.publish_budget = *v;
+      publish_tuned = flag;
+    } else if (flag == "--publish-full") {
+      if (value != "drop" && value != "wait") return error(flag, value, "drop or wait");
+      opt.publish_full = value == "drop" ? PublishFull::drop : PublishFull::wait;
+      publish_tuned = flag;
+    } else if (flag == "--publish-key" || flag == "--publish-allow") {
+      if (value.empty()) return error(flag, value, "a file name");
+      (flag == "--publish-key" ? opt.publish_key : opt.publish_allow) = value;
+      publish_tuned = flag;
     }
   }
+  if (opt.publish_key.empty() != opt.publish_allow.empty())
+    return ParseError{std::string(opt.publish_key.empty() ? "--publish-allow" : "--publish-key") + " given without " +
+                      (opt.publish_key.empty() ? "--publish-key" : "--publish-allow") +
+                      "; allowed: both (CURVE: this sender's secret key file and the receivers' public keys) or "
+                      "neither (plain TCP)"};
   if (!publish_tuned.empty() && opt.publish.empty())
     return ParseError{publish_tuned + ": given without --publish; allowed: only together with --publish=ENDPOINT"};
   if (is_aravis_source(opt.source) && opt.corrupt_every != 0)

@@ -14,7 +14,7 @@
 #pragma once
 
 #include "alloc_hook.hpp"
-#include "consumers.hpp"
+#include "stage.hpp"
 #include "frame_pattern.hpp"
 
 #include <daq_pool/bytes.hpp>
@@ -28,6 +28,7 @@ extern "C" {
 }
 
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -94,7 +95,7 @@ inline std::optional<std::string> encode_geometry_error(std::size_t frame_bytes)
 struct EncoderStats {
   std::string path;
   std::uint64_t frames = 0;       ///< frames encoded (sent and accepted)
-  std::uint64_t skipped = 0;      ///< frames not queued: the encoder was busy (the producer counts them)
+  std::uint64_t skipped = 0;      ///< frames not queued: the encoder was busy (its subscriber counts them)
   std::uint64_t packets = 0;      ///< packets written
   std::uint64_t bytes = 0;        ///< bytes of packets written
   std::uint64_t lost = 0;         ///< frames not encoded after an error
@@ -105,14 +106,20 @@ struct EncoderStats {
   std::string error;  ///< the first error, empty if none
 };
 
+inline std::string encoder_text(const EncoderStats& e, std::uint64_t offered);
+inline std::string encoder_json(const EncoderStats& e, const std::string& quoted_path,
+                                const std::string& quoted_error);
+
 /// Encodes every frame it is given into one file. open() (setup, may
-/// allocate), then run() on the encoder thread, then stats().
-class Encoder {
+/// allocate), then consume() and finish() on the encoder thread, then
+/// stats(). A drop_newest subscriber by default: frames that arrive while
+/// it is busy are skipped (counted), never waited for.
+class Encoder final : public Stage {
  public:
   Encoder() = default;
   Encoder(const Encoder&) = delete;
   Encoder& operator=(const Encoder&) = delete;
-  ~Encoder() { close(); }
+  ~Encoder() override { release(); }
 
   /// Creates `path` and writes the container header for FFV1 GRAY8 frames
   /// of `frame_bytes` at `fps`. On failure returns false with `error` set
@@ -167,26 +174,39 @@ class Encoder {
     return true;
   }
 
-  /// Encoder thread: consumes `queue` until it is closed and drained, then
-  /// flushes the encoder and writes the trailer. FFmpeg's own allocations on
-  /// this thread are counted apart (alloc_hook::Library): they are FFmpeg's
-  /// per-frame wrappers, packets and muxing, not daq_pool's. After an error
-  /// it keeps popping (so the producer never stalls on it), counting the
-  /// frames it could not encode.
-  void run(FrameQueue& queue) {
+  const char* name() const noexcept override { return "encoder"; }
+  daq_pool::SubscriberOptions subscription() const override {
+    daq_pool::SubscriberOptions o;
+    o.on_full = daq_pool::OnFull::drop_newest;
+    o.capacity = encoder_queue_frames;
+    return o;
+  }
+
+  /// Encoder thread: one frame. FFmpeg's own allocations on this thread are
+  /// counted apart (alloc_hook::Library): they are FFmpeg's per-frame
+  /// wrappers, packets and muxing, not daq_pool's. After an error it keeps
+  /// taking frames (so the producer never stalls on it), counting those it
+  /// could not encode.
+  void consume(daq_pool::Received& frame) override {
     const alloc_hook::Library library_scope;
-    const std::uint64_t allocations0 = alloc_hook::library();
-    daq_pool::Bytes frame;
-    while (queue.pop(frame)) {
-      if (!failed()) {
-        const auto t0 = std::chrono::steady_clock::now();
-        encode(std::move(frame));
-        busy_ += std::chrono::steady_clock::now() - t0;
-      } else {
-        lost_.fetch_add(1, std::memory_order_relaxed);
-      }
-      frame = daq_pool::Bytes{};  // the queue's view, if encode() did not take it
+    if (!started_) {
+      started_ = true;
+      allocations0_ = alloc_hook::library();
     }
+    if (!failed()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      encode(std::move(frame).take());  // FFmpeg holds the view from here
+      busy_ += std::chrono::steady_clock::now() - t0;
+    } else {
+      lost_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  /// Encoder thread, after the last frame: flushes the encoder and writes
+  /// the trailer.
+  void finish() override {
+    const alloc_hook::Library library_scope;
+    if (!started_) allocations0_ = alloc_hook::library();
     const auto t0 = std::chrono::steady_clock::now();
     if (!failed()) {
       if (const int r = avcodec_send_frame(codec_, nullptr); r < 0) set_error("flushing the encoder: " + av_error(r));
@@ -199,17 +219,38 @@ class Encoder {
       avio_closep(&format_->pb);
     }
     // FFV1 keeps a reference to the last frame it encoded until the codec
-    // is freed: free it now, so that every pool buffer is back when run()
-    // returns.
+    // is freed: free it now, so that every pool buffer is back when the
+    // encoder thread ends.
     avcodec_free_context(&codec_);
     busy_ += std::chrono::steady_clock::now() - t0;
-    allocations_ = alloc_hook::library() - allocations0;
+    allocations_ = alloc_hook::library() - allocations0_;
+  }
+
+  /// After the encoder thread was joined: frees FFmpeg's contexts.
+  void close() override { release(); }
+
+  std::string error() const override {
+    const EncoderStats e = stats();
+    if (e.error.empty()) return "";
+    return "--encode=" + e.path + " failed: " + e.error + " (" + std::to_string(e.lost) + " frames not encoded)";
+  }
+
+  std::string text(const daq_pool::SubscriberStats& counts) const override {
+    EncoderStats e = stats();
+    e.skipped = counts.dropped;
+    return encoder_text(e, counts.delivered + counts.dropped);
+  }
+
+  std::string json(const daq_pool::SubscriberStats& counts) const override {
+    EncoderStats e = stats();
+    e.skipped = counts.dropped;
+    return "\"encoder\": " + encoder_json(e, json_string(e.path), e.error.empty() ? "null" : json_string(e.error));
   }
 
   /// Frames encoded so far. Thread-safe.
   std::uint64_t frames() const noexcept { return frames_.load(std::memory_order_relaxed); }
 
-  /// The totals; call after run() returned.
+  /// The totals; call after finish() returned.
   EncoderStats stats() const {
     EncoderStats s;
     s.path = path_;
@@ -232,7 +273,7 @@ class Encoder {
   /// Setup failed: free everything, and remove the file if we created it.
   void discard() {
     const bool had_file = format_ != nullptr && format_->pb != nullptr;
-    close();
+    release();
     if (had_file && created_) ::unlink(path_.c_str());
   }
 
@@ -296,7 +337,7 @@ class Encoder {
     }
   }
 
-  void close() noexcept {
+  void release() noexcept {
     av_packet_free(&packet_);
     av_frame_free(&frame_);
     avcodec_free_context(&codec_);
@@ -318,7 +359,8 @@ class Encoder {
   AVFrame* frame_ = nullptr;
   AVPacket* packet_ = nullptr;
   // Encoder-thread state, read by stats() after the thread is joined.
-  std::uint64_t packets_ = 0, bytes_ = 0, allocations_ = 0;
+  std::uint64_t packets_ = 0, bytes_ = 0, allocations_ = 0, allocations0_ = 0;
+  bool started_ = false;
   std::chrono::steady_clock::duration busy_{};
   // relaxed: statistics for the progress line, exact after join.
   std::atomic<std::uint64_t> frames_{0}, lost_{0};
@@ -327,25 +369,26 @@ class Encoder {
   std::string error_;
 };
 
-/// The summary lines of the encoder (text).
-inline void print_encoder_text(const EncoderStats& e, std::uint64_t delivered) {
-  std::printf(
+/// The summary lines of the encoder (text); `offered`: frames published to it.
+inline std::string encoder_text(const EncoderStats& e, std::uint64_t offered) {
+  char buf[2048];
+  int n = std::snprintf(
+      buf, sizeof buf,
       "  encoder              %llu of %llu frames (%llu skipped while busy), FFV1 %d x %d GRAY8 (zero copy), "
-      "%.1f MB (%.1f%% of raw) to %s\n",
-      static_cast<unsigned long long>(e.frames), static_cast<unsigned long long>(delivered),
+      "%.1f MB (%.1f%% of raw) to %s\n"
+      "  encoder rate         %.1f frames/s while busy (%.2f s in FFmpeg); FFmpeg's own heap allocations "
+      "%.1f per frame (counted apart)\n",
+      static_cast<unsigned long long>(e.frames), static_cast<unsigned long long>(offered),
       static_cast<unsigned long long>(e.skipped), e.width, e.height, static_cast<double>(e.bytes) / 1e6,
       e.frames > 0 ? 100.0 * static_cast<double>(e.bytes) /
                          (static_cast<double>(e.frames) * e.width * static_cast<double>(e.height))
                    : 0.0,
-      e.path.c_str());
-  std::printf(
-      "  encoder rate         %.1f frames/s while busy (%.2f s in FFmpeg); FFmpeg's own heap allocations "
-      "%.1f per frame (counted apart)\n",
-      e.frames_per_s, e.busy_s,
+      e.path.c_str(), e.frames_per_s, e.busy_s,
       e.frames > 0 ? static_cast<double>(e.allocations) / static_cast<double>(e.frames) : 0.0);
+  std::string out(buf, n > 0 ? std::min(static_cast<std::size_t>(n), sizeof buf - 1) : 0);
   if (!e.error.empty())
-    std::printf("  encoder ERROR        %s; %llu frames not encoded\n", e.error.c_str(),
-                static_cast<unsigned long long>(e.lost));
+    out += "  encoder ERROR        " + e.error + "; " + std::to_string(e.lost) + " frames not encoded\n";
+  return out;
 }
 
 /// The encoder's JSON object (one line, no trailing comma).

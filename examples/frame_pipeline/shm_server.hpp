@@ -1,9 +1,12 @@
 // --serve=PATH: the demo publishes every pooled frame to subscriber
-// processes through a daq_pool::shm::Server (shared memory, no copy); see
+// processes through a daq_pool::shm::Server (shared memory, no copy), from
+// a block subscriber of its broadcast (Server::publish never waits); see
 // examples/shm_subscriber and examples/python/shm_viewer.py for clients.
 // Compiled in only when the build has daq_pool::shm
 // (FRAME_PIPELINE_HAVE_SHM); otherwise --serve says so and exits 2.
 #pragma once
+
+#include "stage.hpp"
 
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/bytes.hpp>
@@ -33,11 +36,29 @@ struct ServeStats {
   std::uint64_t bad_messages = 0;  ///< ignored messages from subscribers
 };
 
-/// The frame server of --serve: frames are published on the acquisition
-/// thread (never waiting for a subscriber: a slow one is skipped and
-/// counted); the server's own thread takes the "done" messages.
-class FrameServer {
+inline std::string serve_text(const ServeStats& s);
+inline std::string serve_json(const ServeStats& s);
+
+/// The frame server of --serve: frames are published on this stage's
+/// thread (never waiting for a subscriber process: a slow one is skipped
+/// and counted); the server's own thread takes the "done" messages.
+class FrameServer final : public Stage {
  public:
+  explicit FrameServer(std::size_t capacity) noexcept : capacity_(capacity) {}
+
+  const char* name() const noexcept override { return "server"; }
+  daq_pool::SubscriberOptions subscription() const override {
+    daq_pool::SubscriberOptions o;
+    o.on_full = daq_pool::OnFull::block;
+    o.capacity = capacity_;
+    return o;
+  }
+  void consume(daq_pool::Received& frame) override { publish(frame.bytes()); }
+  /// After its thread was joined: subscriber processes see the end.
+  void close() override { stop(); }
+  std::string text(const daq_pool::SubscriberStats&) const override { return serve_text(stats_); }
+  std::string json(const daq_pool::SubscriberStats&) const override { return "\"serve\": " + serve_json(stats_); }
+
   /// True if this build can serve (daq_pool::shm).
   static constexpr bool available() noexcept {
 #if FRAME_PIPELINE_HAVE_SHM
@@ -99,17 +120,21 @@ class FrameServer {
 #if FRAME_PIPELINE_HAVE_SHM
   std::optional<daq_pool::shm::Server> server_;
 #endif
+  std::size_t capacity_;
   ServeStats stats_;
 };
 
-/// The summary's line for --serve (nothing without it).
-inline void print_serve_text(const ServeStats& s) {
-  if (!s.enabled) return;
+/// The summary's line for --serve ("" without it).
+inline std::string serve_text(const ServeStats& s) {
+  if (!s.enabled) return "";
   const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::printf(
+  char buf[1024];
+  std::snprintf(
+      buf, sizeof buf,
       "  served               %llu frames to %llu subscribers at %s: %llu sent, %llu skipped (at their bound), "
       "%llu done; %llu heap fallbacks not served\n",
       u(s.published), u(s.subscribers), s.path.c_str(), u(s.sent), u(s.skipped), u(s.done), u(s.not_shared));
+  return buf;
 }
 
 /// The summary's "serve" member, as JSON (null without --serve).

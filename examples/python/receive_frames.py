@@ -7,7 +7,8 @@ Each frame is one ZeroMQ message of two parts:
        offset 0  4 bytes  magic b"DAQZ"
               4  u8       version (1)
               5  u8       checksum kind (0 none, 1 sampled, 2 full)
-              6  u16      flags (bit 0: end of stream)
+              6  u16      flags (bit 0: end of stream; bit 1: shared numbering,
+                          i.e. frames dealt out among several PULL receivers)
               8  u64      frame number
              16  u32      payload bytes
              20  u32      payload checksum
@@ -16,21 +17,35 @@ Each frame is one ZeroMQ message of two parts:
 The payload is viewed in place, as a numpy array over the message pyzmq
 received (recv_multipart(copy=False), np.frombuffer): no copy is made.
 
+The full format: include/daq_pool/zmq/wire.hpp and docs/zmq.md.
+
 usage: receive_frames.py --connect=ENDPOINT [--mode=pull|sub] [--frames=N]
            [--duration=S] [--idle-timeout=S] [--hwm=N] [--max-fps=R]
-           [--verify=pattern|checksum] [--json] [--quiet]
-Exit codes: 0 every frame good; 1 a bad frame; 2 bad arguments or setup.
+           [--verify=pattern|checksum] [--server-key=FILE --key=FILE]
+           [--max-frame-bytes=N] [--allow-empty] [--json] [--quiet]
+       receive_frames.py --gen-key=BASE
+With --server-key (the sender's public key file) and --key (this receiver's
+secret key file), both in ZeroMQ's certificate format, the stream is CURVE
+encrypted and the sender admits this receiver only if its public key is in
+the sender's allow-list.
+Exit codes: 0 every frame good; 1 a bad frame; 2 bad arguments or setup;
+3 no frame received (unless --allow-empty).
 Run with /usr/bin/python3 on Debian (python3-zmq python3-numpy).
 """
 import argparse
+import collections
 import json
+import os
 import signal
+import socket
 import struct
 import sys
 import time
 
 import numpy as np
 import zmq
+import zmq.auth
+from zmq.utils.monitor import recv_monitor_message
 
 # ---------------------------------------------------------------- the wire --
 
@@ -40,6 +55,7 @@ HEADER = struct.Struct("<4sBBHQIIQ")  # magic, version, kind, flags, number, siz
 assert HEADER.size == 32
 CHECKSUM_NONE, CHECKSUM_SAMPLED, CHECKSUM_FULL = 0, 1, 2
 FLAG_END_OF_STREAM = 1
+FLAG_SHARED_NUMBERING = 2
 PAGE_WORDS, SAMPLE_WORDS = 512, 8  # sampled: the first 8 words of every 512 (64 B of every 4 KiB)
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -109,7 +125,10 @@ def decode_header(part):
 
 PATTERN_MAGIC = 0x454D415246514144
 STEP = 0xD6E8FEB86659FD93
-_base_cache = {}
+# One base array per frame size seen, the most recent few only: a sender (or
+# a stranger) sending many sizes must not grow this without bound.
+_BASE_CACHE_SIZES = 4
+_base_cache = collections.OrderedDict()
 
 
 def _mix(x):
@@ -123,6 +142,10 @@ def _expected_words(number, words):
     base = _base_cache.get(words)
     if base is None:
         base = _base_cache[words] = np.arange(words, dtype=np.uint64) * np.uint64(STEP)
+        while len(_base_cache) > _BASE_CACHE_SIZES:
+            _base_cache.popitem(last=False)
+    else:
+        _base_cache.move_to_end(words)
     return base + np.uint64(_mix(number))  # wraps mod 2^64, like the C++ side
 
 
@@ -206,7 +229,7 @@ def parse_args(argv):
         return parse
 
     p = Parser(description="Receive and check the frames of frame_pipeline --publish.")
-    p.add_argument("--connect", required=True, help="tcp://HOST:PORT or ipc://PATH of the sender")
+    p.add_argument("--connect", help="tcp://HOST:PORT or ipc://PATH of the sender (required)")
     p.add_argument("--mode", choices=["pull", "sub"], default="pull")
     p.add_argument("--frames", type=ranged(int, 1, 10**12, what="an integer in [1, 1e12]"), default=0)
     p.add_argument("--duration", type=ranged(float, 0, 86400, True, "seconds in (0, 86400]"), default=0)
@@ -214,13 +237,99 @@ def parse_args(argv):
     p.add_argument("--hwm", type=ranged(int, 0, 10**6, what="frames in [0, 1000000]"), default=4)
     p.add_argument("--max-fps", type=ranged(float, 0, 1e6, what="frames/s in [0, 1e6]"), default=0)
     p.add_argument("--verify", choices=["pattern", "checksum"], default="pattern")
+    p.add_argument("--server-key", help="the sender's public key file (NAME.key): CURVE; needs --key")
+    p.add_argument("--key", help="this receiver's secret key file (NAME.key_secret)")
+    p.add_argument("--gen-key", metavar="BASE", help="write BASE.key and BASE.key_secret, print the public key, exit")
+    p.add_argument("--max-frame-bytes", type=ranged(int, 64, 2**32 - 1, what="bytes in [64, 4294967295]"),
+                   default=64 << 20)
+    p.add_argument("--allow-empty", action="store_true", help="exit 0 even if no frame arrived")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    opt = p.parse_args(argv)
+    if opt.gen_key:
+        return opt
+    if not opt.connect:
+        p.error("--connect: missing; allowed: tcp://HOST:PORT or ipc://PATH")
+    if bool(opt.server_key) != bool(opt.key):
+        p.error(f"{'--key' if opt.key else '--server-key'} given without {'--server-key' if opt.key else '--key'}; "
+                "allowed: both (CURVE: the sender's public key file and this receiver's secret key file) or neither")
+    return opt
+
+
+def gen_key(base):
+    """Writes BASE.key and BASE.key_secret (ZeroMQ's certificate format)."""
+    directory, name = os.path.split(os.path.abspath(base))
+    public_file, secret_file = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret_file, 0o600)
+    public, _ = zmq.auth.load_certificate(public_file)
+    print(f"wrote {public_file} (public: give it to the other side) and {secret_file} (keep it here)\n"
+          f"public key {public.decode()}")
+    return 0
+
+
+def unresolvable_host(endpoint):
+    """A sentence if tcp://HOST:PORT names a HOST that does not resolve (zmq_connect
+    accepts it and retries in silence), else None."""
+    if not endpoint.startswith("tcp://") or ":" not in endpoint[6:]:
+        return None
+    host = endpoint[6:endpoint.rfind(":")].split(";")[-1].strip("[]")
+    if not host or host == "*":
+        return None
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        return (f"host '{host}' does not resolve ({e.strerror}); allowed: tcp://HOST:PORT with HOST an IP address "
+                "or a name this machine resolves")
+    return None
+
+
+PROTOCOL_ERROR_MECHANISM_MISMATCH = 0x11000002
+PROTOCOL_ERROR_CRYPTOGRAPHIC = 0x11000001
+PROTOCOL_ERROR_KEY_EXCHANGE = 0x10000003
+
+
+def describe_handshake_failure(event, value, endpoint):
+    """Why the handshake with the sender failed, in words (as daq_pool/zmq/monitor.hpp says it)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the sender at {endpoint} refused this receiver's CURVE key (ZAP status {value}): its public key "
+                "is not in the sender's allow-list")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if value == PROTOCOL_ERROR_MECHANISM_MISMATCH:
+            return (f"handshake with the sender at {endpoint} failed: security mismatch (one side uses CURVE, the "
+                    "other plain TCP; give both the keys, or neither)")
+        if value in (PROTOCOL_ERROR_CRYPTOGRAPHIC, PROTOCOL_ERROR_KEY_EXCHANGE):
+            return (f"handshake with the sender at {endpoint} failed: CURVE key exchange failed (is the sender's "
+                    "public key the right one?)")
+        return (f"handshake with the sender at {endpoint} failed: protocol error 0x{value:08x} (not a ZeroMQ peer "
+                "of this version, or a security mismatch)")
+    return f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)}"
 
 
 def main(argv):
     opt = parse_args(argv)
+    if opt.gen_key:
+        try:
+            return gen_key(opt.gen_key)
+        except OSError as e:
+            sys.stderr.write(f"receive_frames.py: --gen-key={opt.gen_key}: {e}\n")
+            return 2
+    keys = None
+    if opt.key:
+        try:
+            public, secret = zmq.auth.load_certificate(opt.key)
+            if not secret:
+                raise ValueError(f"key file {opt.key}: no secret-key (this is a public certificate; give the "
+                                 "NAME.key_secret file)")
+            server_public, _ = zmq.auth.load_certificate(opt.server_key)
+            keys = (public, secret, server_public)
+        except (OSError, ValueError) as e:
+            which = "--key" if keys is None and "secret" in str(e) else "--server-key"
+            sys.stderr.write(f"receive_frames.py: {which}: {e}\n")
+            return 2
+    why = unresolvable_host(opt.connect)
+    if why:
+        sys.stderr.write(f"receive_frames.py: --connect={opt.connect}: {why}\n")
+        return 2
     info = sys.stderr if opt.json else sys.stdout
     stop = {"signal": False}
 
@@ -234,23 +343,49 @@ def main(argv):
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, opt.hwm)
     sock.setsockopt(zmq.RCVTIMEO, 100)
+    # A peer's length prefix may not make libzmq allocate more than this (+64:
+    # CURVE's per-message overhead, as daq_pool::zmq::max_message_bytes).
+    sock.setsockopt(zmq.MAXMSGSIZE, max(opt.max_frame_bytes, HEADER.size) + 64)
+    # A stalled or vanished sender is noticed within seconds (daq_pool::zmq::Liveness).
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, 3000)
+    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 5)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+    sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+    if keys:
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = keys
     if opt.mode == "sub":
         sock.setsockopt(zmq.SUBSCRIBE, b"")
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                      zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     try:
         sock.connect(opt.connect)
     except zmq.ZMQError as e:
         sys.stderr.write(f"receive_frames.py: --connect={opt.connect}: zmq_connect({opt.connect}): {e.strerror}; "
                          "allowed: tcp://HOST:PORT or ipc://PATH\n")
+        monitor.close()
         sock.close()
         ctx.term()
         return 2
     if not opt.quiet:
-        print(f"receive_frames.py: {'subscribing' if opt.mode == 'sub' else 'pulling'} from {opt.connect}, "
+        print(f"receive_frames.py: {'subscribing' if opt.mode == 'sub' else 'pulling'} from {opt.connect} "
+              f"({'CURVE, encrypted' if keys else 'plain TCP, unencrypted'}), "
               f"verifying {'the pattern of every byte' if opt.verify == 'pattern' else 'checksums'}",
               file=info, flush=True)
 
-    t = {"good": 0, "bad": 0, "bytes": 0, "gaps": 0, "missing": 0, "restarts": 0,
-         "first": None, "last": None, "eos": False, "sender_frames": None, "first_bad": None}
+    t = {"good": 0, "bad": 0, "bytes": 0, "gaps": 0, "missing": 0, "restarts": 0, "others_share": 0,
+         "first": None, "last": None, "last_shared": False, "eos": False, "sender_frames": None, "first_bad": None}
+    refusal = None
+
+    def jump(n, shared):
+        """A jump forward from the last frame to `n`: lost, unless the sender shared its numbering."""
+        if shared or t["last_shared"]:
+            t["others_share"] += n - t["last"] - 1
+        else:
+            t["gaps"] += 1
+            t["missing"] += n - t["last"] - 1
 
     def bad(why):
         if t["bad"] == 0:
@@ -262,6 +397,13 @@ def main(argv):
     stop_reason = None
     while True:
         now = time.monotonic()
+        while monitor.poll(0):
+            ev = recv_monitor_message(monitor)
+            why = describe_handshake_failure(ev["event"], ev["value"], ev["endpoint"].decode(errors="replace"))
+            if why != refusal:
+                sys.stderr.write(f"receive_frames.py: {why}\n")
+                sys.stderr.flush()
+            refusal = why
         if stop["signal"]:
             stop_reason = "signal"
         elif opt.frames and t["good"] >= opt.frames:
@@ -296,11 +438,11 @@ def main(argv):
             bad(f"message of {len(parts)} part(s): {why}")
             continue
         n = header["number"]
+        shared = bool(header["flags"] & FLAG_SHARED_NUMBERING)
         if header["flags"] & FLAG_END_OF_STREAM:
             t["eos"], t["sender_frames"] = True, n
             if t["last"] is not None and n > t["last"] + 1:
-                t["gaps"] += 1
-                t["missing"] += n - t["last"] - 1
+                jump(n, shared)
             continue
         if opt.verify == "pattern":
             why = verify_pattern(payload)
@@ -312,21 +454,26 @@ def main(argv):
         if t["last"] is None:
             t["first"] = n
         elif n > t["last"] + 1:
-            t["gaps"] += 1
-            t["missing"] += n - t["last"] - 1
+            jump(n, shared)
         elif n <= t["last"]:
             t["restarts"] += 1
-        t["last"] = n
+        t["last"], t["last_shared"] = n, shared
         del parts, payload  # let the messages go before pacing
         if opt.max_fps > 0:
             due = start + t["good"] / opt.max_fps
             while time.monotonic() < due and not stop["signal"]:
                 time.sleep(0.005)
     elapsed = time.monotonic() - start
+    sock.disable_monitor()
+    monitor.close()
     sock.close()
     ctx.term()
 
-    code = 1 if t["bad"] or stop_reason == "error" else 0
+    empty = t["good"] == 0 and not opt.allow_empty
+    code = 1 if t["bad"] or stop_reason == "error" else 3 if empty else 0
+    if empty:
+        sys.stderr.write(f"receive_frames.py: no frame received from {opt.connect}{': ' + refusal if refusal else ''} "
+                         "(exit 3; --allow-empty accepts that)\n")
     fps = t["good"] / elapsed if elapsed > 0 else 0.0
     gbps = t["bytes"] / elapsed / 1e9 if elapsed > 0 else 0.0
     if opt.json:
@@ -336,7 +483,8 @@ def main(argv):
             "first_bad": t["first_bad"], "gaps": t["gaps"], "missing_frames": t["missing"],
             "restarts": t["restarts"], "first_frame": t["first"], "last_frame": t["last"],
             "end_of_stream": t["eos"], "sender_frames": t["sender_frames"], "bytes": t["bytes"],
-            "frames_per_s": round(fps, 3), "gb_per_s": round(gbps, 6), "exit_code": code}, indent=2))
+            "frames_per_s": round(fps, 3), "gb_per_s": round(gbps, 6), "others_share": t["others_share"],
+            "security": "curve" if keys else "plain", "refusal": refusal, "exit_code": code}, indent=2))
     else:
         print(f"summary: {elapsed:.2f} s, stopped by {stop_reason}")
         print(f"  frames received      {t['good']} good, {t['bad']} bad")
@@ -344,12 +492,14 @@ def main(argv):
             print(f"  frame numbers        {t['first']} .. {t['last']}")
         restarts = f", {t['restarts']} restarts of the numbering" if t["restarts"] else ""
         print(f"  gaps                 {t['gaps']}  ({t['missing']} frames missing){restarts}")
+        if t["others_share"]:
+            print(f"  other receivers      {t['others_share']} frames went to the other PULL receivers (not lost)")
         if t["eos"]:
             print(f"  end of stream        the sender numbered {t['sender_frames']} frames")
         print(f"  throughput           {fps:.1f} frames/s  {gbps:.3f} GB/s")
         if t["bad"]:
             print(f"  first bad frame      {t['first_bad']}")
-        print(f"result: {'PASS' if code == 0 else 'FAIL (bad frames)'}")
+        print(f"result: {'PASS' if code == 0 else 'FAIL (no frame received)' if code == 3 else 'FAIL (bad frames)'}")
     sys.stdout.flush()
     return code
 

@@ -1,6 +1,7 @@
 // Everything in daq_pool, in one include.
 #pragma once
 
+#include "daq_pool/broadcast.hpp"
 #include "daq_pool/buffer_pool.hpp"
 #include "daq_pool/bytes.hpp"
 #include "daq_pool/errors.hpp"

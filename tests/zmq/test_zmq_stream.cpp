@@ -545,7 +545,27 @@ TEST_CASE("Context and Socket report bad endpoints with the endpoint and ZeroMQ'
   const std::string taken = first.last_endpoint();
   m = message_of([&] { s.bind(taken); });
   CHECK(m.find(zmq_strerror(EADDRINUSE)) != std::string::npos);
+  // Neither an address nor an interface of this machine: said in words, not
+  // only "No such device".
+  m = message_of([&] { s.bind("tcp://nohost-daq-pool.invalid:1"); });
+  CHECK(m.find("not an IP address or network interface of this machine") != std::string::npos);
+  m = message_of([&] { s.bind("tcp://127.0.0.1:notaport"); });
+  CHECK(m.find("expected tcp://HOST:PORT") != std::string::npos);
   m = message_of([&] { s.set(ZMQ_SNDHWM, -5); });
   CHECK(m.find("zmq_setsockopt") != std::string::npos);
   CHECK_THROWS_AS(dz::Context(-1), dz::zmq_error);
+}
+
+TEST_CASE("the socket file of an ipc:// endpoint is removed when the socket that bound it closes") {
+  TempDir dir;
+  const std::string path = dir.path() + "/frames.sock";
+  dz::Context ctx;
+  dz::Socket s(ctx, ZMQ_PUSH);
+  s.bind("ipc://" + path);
+  CHECK(std::filesystem::exists(path));
+  dz::Socket moved = std::move(s);  // the file goes with the socket
+  s.close();
+  CHECK(std::filesystem::exists(path));
+  moved.close();
+  CHECK_FALSE(std::filesystem::exists(path));  // libzmq alone leaves it behind
 }

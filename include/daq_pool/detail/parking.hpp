@@ -70,6 +70,23 @@ class ParkingSpot {
 #endif
   }
 
+  /// Adds 1 to the state and wakes the sleeper, if it sleeps: for a spot
+  /// used as a wake-up counter by several wakers (daq_pool/broadcast.hpp),
+  /// where a store of a fixed value could be lost between two of them.
+  /// release: as set_and_wake().
+  void advance_and_wake() noexcept {
+    word_.fetch_add(1, std::memory_order_release);
+#if defined(DAQ_POOL_DETAIL_FUTEX)
+    ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#elif defined(DAQ_POOL_USE_RELACY)
+    rl::context& c = rl::ctx();
+    c.sched();
+    word_.wake(c, 1, $);
+#else
+    sleeper_.signal();
+#endif
+  }
+
   /// Sleeps while the state is `s`, at most `timeout` (none: no limit). May
   /// return early (spurious wake-up, timeout): callers re-check the state.
   void wait_while(std::uint32_t s, std::optional<std::chrono::nanoseconds> timeout) noexcept {

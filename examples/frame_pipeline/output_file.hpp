@@ -1,0 +1,113 @@
+// The writer's destination file: --out, or a temporary file removed at exit
+// (also by a second Ctrl-C, through g_temp_path).
+#pragma once
+
+#include "writer.hpp"  // error_text
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace frame_pipeline {
+
+/// The default temporary output is rewound at this size, so a long run does
+/// not fill /dev/shm (or the disk) with frames nobody reads.
+constexpr std::uint64_t temp_file_rewind_bytes = std::uint64_t{256} << 20;
+
+/// The temporary --out file, for the second-signal emergency exit (read by
+/// the signal handler: a plain array, no allocation).
+inline char g_temp_path[4096] = {};
+
+/// The writer's destination: --out, or a temporary file removed when this
+/// object is destroyed. A file this program created is also removed by
+/// discard() if setup fails, so bad input leaves nothing behind.
+class OutputFile {
+ public:
+  OutputFile() = default;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (temporary_) remove_temp();
+  }
+
+  /// Opens `path` for writing (truncating it), or creates a temporary file
+  /// if `path` is empty. On failure returns false with `error` set.
+  bool open(const std::string& path, std::string& error) {
+    if (path.empty()) {
+      path_ = temp_dir() + "/daq-pool-frames-XXXXXX";
+      if (path_.size() >= sizeof g_temp_path) {
+        error = "TMPDIR is too long";
+        return false;
+      }
+      fd_ = ::mkostemp(path_.data(), O_CLOEXEC);
+      if (fd_ < 0) {
+        error = "cannot create a temporary file " + path_ + ": " + error_text(errno);
+        return false;
+      }
+      temporary_ = created_ = true;
+      std::memcpy(g_temp_path, path_.c_str(), path_.size() + 1);
+      return true;
+    }
+    path_ = path;
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ >= 0) {
+      created_ = true;
+    } else if (errno == EEXIST) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    }
+    if (fd_ < 0) {
+      error = error_text(errno);
+      return false;
+    }
+    return true;
+  }
+
+  /// Setup failed: close, and remove the file if this program created it.
+  void discard() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (created_) {
+      if (temporary_) {
+        remove_temp();
+      } else {
+        ::unlink(path_.c_str());
+      }
+    }
+  }
+
+  /// Where the temporary file goes: $TMPDIR if set; else /dev/shm, so the
+  /// default run measures the pipeline rather than this machine's disk
+  /// (800 MB/s of frames outruns most disks; see --writer-mbps to play one);
+  /// else /tmp.
+  static std::string temp_dir() {
+    // getenv is not thread-safe against setenv; nothing calls setenv, and
+    // this runs before the pipeline's threads start.
+    const char* dir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe)
+    if (dir != nullptr && *dir != '\0') return dir;
+    if (::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
+    return "/tmp";
+  }
+
+  int fd() const noexcept { return fd_; }                     ///< the open descriptor
+  const std::string& path() const noexcept { return path_; }  ///< where frames go
+  bool temporary() const noexcept { return temporary_; }      ///< removed at exit
+
+ private:
+  void remove_temp() noexcept {
+    g_temp_path[0] = '\0';
+    ::unlink(path_.c_str());
+    temporary_ = false;
+  }
+
+  int fd_ = -1;
+  std::string path_;
+  bool temporary_ = false;
+  bool created_ = false;
+};
+
+}  // namespace frame_pipeline
