@@ -44,6 +44,7 @@ assert HEADER.size == HEADER_BYTES
 CHECKSUM_NONE, CHECKSUM_SAMPLED, CHECKSUM_FULL = 0, 1, 2
 FLAG_END_OF_STREAM, FLAG_SHARED_NUMBERING = 1, 2
 PAGE_WORDS, SAMPLE_WORDS = 512, 8
+CURVE_OVERHEAD = 64  # bytes a CURVE MESSAGE command adds to a part (33), rounded up
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _weights: Dict[int, np.ndarray] = {}
@@ -219,9 +220,6 @@ class Receiver:
             # Reconnect quickly (default 100 ms): a sender that binds after
             # we connect, or restarts, is found within ~10 ms.
             self._sock.setsockopt(zmq.RECONNECT_IVL, 10)
-            if self.max_frame_bytes is not None:
-                # Per message part: the payload is the largest part (the header is 32).
-                self._sock.setsockopt(zmq.MAXMSGSIZE, max(self.max_frame_bytes, HEADER_BYTES))
             if curve_server_key is not None:
                 if not zmq.has("curve"):
                     raise RuntimeError("curve_server_key given but this libzmq has no CURVE support")
@@ -233,6 +231,12 @@ class Receiver:
                     public, secret = zmq.curve_keypair()
                 self._sock.curve_publickey = public
                 self._sock.curve_secretkey = secret
+            if self.max_frame_bytes is not None:
+                # Per message part: the payload is the largest part (the header
+                # is 32). CURVE checks the limit against the encrypted part,
+                # which carries 33 bytes more (command name, nonce, MAC, flags).
+                extra = CURVE_OVERHEAD if curve_server_key is not None else 0
+                self._sock.setsockopt(zmq.MAXMSGSIZE, max(self.max_frame_bytes, HEADER_BYTES) + extra)
             if mode == "sub":
                 self._sock.setsockopt(zmq.SUBSCRIBE, b"")
             self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |

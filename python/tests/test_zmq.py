@@ -19,6 +19,11 @@ from daq_pool.zmq import (CHECKSUM_FULL, CHECKSUM_NONE, CHECKSUM_SAMPLED, EndOfS
 from support import Child, pattern_number, pattern_ok, tool, until  # noqa: E402
 
 
+# The demo drops a frame ZeroMQ has no room for unless told to wait (where
+# the flag exists): these tests count every frame.
+WAIT = ["--publish-full=wait"]
+
+
 def demo(endpoint, *flags):
     return Child([tool("DAQ_POOL_FRAME_PIPELINE"), f"--publish={endpoint}", "--quiet", *flags],
                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -28,7 +33,7 @@ def demo(endpoint, *flags):
 def test_every_frame_from_the_demo_over_ipc(short_tmp, frame_bytes):
     endpoint = f"ipc://{short_tmp}/frames"
     with Receiver(endpoint, frame_bytes=frame_bytes, exact_size=True) as rx:
-        with demo(endpoint, "--frames=40", "--fps=400", f"--frame-bytes={frame_bytes}") as sender:
+        with demo(endpoint, "--frames=40", "--fps=400", f"--frame-bytes={frame_bytes}", *WAIT) as sender:
             numbers, held = [], []
             with pytest.raises(EndOfStream) as eos:
                 for _ in range(100):
@@ -57,7 +62,7 @@ def test_every_frame_from_the_demo_over_ipc(short_tmp, frame_bytes):
 
 
 def test_tcp_and_iteration(short_tmp):
-    with demo("tcp://127.0.0.1:*", "--frames=30", "--fps=300", "--frame-bytes=64K") as sender:
+    with demo("tcp://127.0.0.1:*", "--frames=30", "--fps=300", "--frame-bytes=64K", *WAIT) as sender:
         first = sender.line()
         m = re.search(r"on (tcp://127\.0\.0\.1:\d+)", first)
         assert m, first
@@ -198,3 +203,33 @@ def test_curve_keys(short_tmp):
             until(lambda: rx.counters()["auth_failures"] >= 1 or rx.last_error, what="the failed handshake")
     finally:
         s.close(0)
+
+
+def test_curve_against_the_cpp_sender(short_tmp):
+    """frame_pipeline --publish-key/--publish-allow: an allowed client key
+    gets verified frames; a key not on the list gets none and is told."""
+    from zmq import auth as zauth
+    if not zmq.has("curve"):
+        pytest.skip("libzmq without CURVE")
+    keys = os.path.join(short_tmp, "keys")
+    os.mkdir(keys)
+    server_pub, server_sec = zauth.create_certificates(keys, "sender")
+    client_pub, client_sec = zauth.create_certificates(keys, "viewer")
+    with demo("tcp://127.0.0.1:*", "--duration=20", "--fps=100", "--frame-bytes=64K", f"--publish-key={server_sec}",
+              f"--publish-allow={client_pub}") as sender:
+        m = None
+        for _ in range(20):
+            m = re.search(r"(tcp://127\.0\.0\.1:\d+)", sender.line())
+            if m:
+                break
+        assert m
+        with Receiver(m.group(1), frame_bytes=64 * 1024, curve_server_key=server_pub,
+                      curve_secret_key=client_sec) as rx:
+            got = [rx.receive(timeout=20) for _ in range(5)]
+            assert all(a is not None and pattern_ok(a) for a in got)
+        stranger_pub, stranger_sec = zauth.create_certificates(short_tmp, "stranger")
+        with Receiver(m.group(1), frame_bytes=64 * 1024, curve_server_key=server_pub,
+                      curve_secret_key=stranger_sec) as rx:
+            assert rx.receive(timeout=1.5) is None
+            until(lambda: rx.counters()["auth_failures"] >= 1, what="the refused handshake")
+            assert "handshake failed" in rx.last_error and rx.received == 0
