@@ -107,6 +107,25 @@ def run_pair(peer, transport, size, n, receiver):
     return r
 
 
+def _shm_v2(peer):
+    """True if the shm server the peer was built with speaks protocol 2."""
+    import daq_pool.shm  # noqa: F401  (the package's own default)
+    d = tempfile.mkdtemp(prefix="dqv")
+    path = os.path.join(d, "s.sock")
+    server = subprocess.Popen([peer, "shm-serve", path, "4096", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        server.stdout.readline()
+        from daq_pool.shm import Subscriber
+        with Subscriber(path, connect_timeout=10) as sub:
+            return sub.protocol_version == 2
+    finally:
+        server.kill()
+        server.wait()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def human(size):
     return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
 
@@ -119,6 +138,7 @@ def main():
     p.add_argument("--transports", default="shm,zmq")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the frame counts (e.g. 0.1 for a smoke run)")
     p.add_argument("--json", help="write the results here too")
+    p.add_argument("--markdown", help="write the table here (bench/python/results.md)")
     args = p.parse_args()
     if args.child:
         return child(args.child[0], args.child[1], int(args.child[2]))
@@ -135,13 +155,24 @@ def main():
                   f" | Python {py['fps']:10.0f} frames/s {py['cpu_us_per_frame']:7.1f} us CPU/frame"
                   f" | Python/C++ {py['fps'] / cpp['fps'] if cpp['fps'] else 0:.2f}  copies {py['copies']}",
                   flush=True)
-    print()
-    print("| transport | frame | C++ frames/s | C++ CPU µs/frame | Python frames/s | Python CPU µs/frame | Python/C++ |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    import platform
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+             f"{os.cpu_count()} CPUs, Python {platform.python_version()}; frames per run: "
+             + ", ".join(f"{human(r['size'])} {r['frames']}" for r in rows if r['transport'] == rows[0]['transport'])
+             + "; shm protocol " + ("2" if _shm_v2(args.peer) else "1") + ".", "",
+             "| transport | frame | C++ frames/s | C++ CPU µs/frame | Python frames/s | Python CPU µs/frame | Python/C++ "
+             "frames/s | Python copies |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c, q = r["cpp"], r["python"]
-        print(f"| {r['transport']} | {human(r['size'])} | {c['fps']:.0f} | {c['cpu_us_per_frame']:.1f} | {q['fps']:.0f} | "
-              f"{q['cpu_us_per_frame']:.1f} | {q['fps'] / c['fps'] if c['fps'] else 0:.2f} |")
+        lines.append(f"| {r['transport']} | {human(r['size'])} | {c['fps']:.0f} | {c['cpu_us_per_frame']:.1f} | "
+                     f"{q['fps']:.0f} | {q['cpu_us_per_frame']:.1f} | {q['fps'] / c['fps'] if c['fps'] else 0:.2f} | "
+                     f"{q['copies']} |")
+    print()
+    print("\n".join(lines))
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
