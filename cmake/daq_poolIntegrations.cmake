@@ -14,13 +14,16 @@
 #                                        or Boost.Asio with
 #                                        DAQ_POOL_ASIO_USE_BOOST
 #   shm        daq_pool/shm.hpp          Linux (memfd_create, SCM_RIGHTS)    -
+#   uring      daq_pool/uring.hpp        liburing (pkg-config)               liburing-dev
+#   hdf5       daq_pool/hdf5.hpp         hdf5 (pkg-config), or               libhdf5-dev
+#                                        find_package(HDF5 COMPONENTS C)
 #
 # Each daq_pool::<name> is an INTERFACE IMPORTED target that brings
 # daq_pool::daq_pool, the dependency's include directories and its link
 # flags: linking it is all a user does. It exists only when the dependency
 # was found; the core never needs any of them.
 
-set(DAQ_POOL_INTEGRATIONS aravis zmq ffmpeg gstreamer asio shm)
+set(DAQ_POOL_INTEGRATIONS aravis zmq ffmpeg gstreamer asio shm uring hdf5)
 
 # The Debian packages that provide integration `name`'s dependency.
 function(daq_pool_integration_packages name out_var)
@@ -30,6 +33,8 @@ function(daq_pool_integration_packages name out_var)
   set(gstreamer "libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev")
   set(asio "libasio-dev")
   set(shm "(Linux only)")
+  set(uring "liburing-dev")
+  set(hdf5 "libhdf5-dev")
   set(${out_var} "${${name}}" PARENT_SCOPE)
 endfunction()
 
@@ -181,6 +186,34 @@ function(daq_pool_find_integration name)
       set(detail "Linux")
     else()
       set(detail "Linux only (memfd_create, SCM_RIGHTS)")
+    endif()
+  elseif(name STREQUAL "uring")
+    # The recorder's io_uring backend (issue 21).
+    _daq_pool_pkg_target(daq_pool_dep_uring dep ${global} liburing)
+    if(dep)
+      set(found TRUE)
+      set(libs ${dep})
+      set(detail "liburing ${daq_pool_dep_uring_VERSION}")
+    else()
+      set(detail "pkg-config module liburing not found")
+    endif()
+  elseif(name STREQUAL "hdf5")
+    # HDF5's C library, 1.10.2 or later (H5Dwrite_chunk), for daq_pool/hdf5.hpp
+    # (issue 21). Debian's serial build is found by pkg-config as hdf5.
+    _daq_pool_pkg_target(daq_pool_dep_hdf5 dep ${global} hdf5>=1.10.2)
+    if(dep)
+      set(found TRUE)
+      set(libs ${dep})
+      set(detail "hdf5 ${daq_pool_dep_hdf5_VERSION}")
+    else()
+      find_package(HDF5 1.10.2 QUIET COMPONENTS C)
+      if(HDF5_FOUND AND TARGET hdf5::hdf5)
+        set(found TRUE)
+        set(libs hdf5::hdf5)
+        set(detail "hdf5 ${HDF5_VERSION} (FindHDF5)")
+      else()
+        set(detail "pkg-config module hdf5 (>= 1.10.2) or find_package(HDF5) not found")
+      endif()
     endif()
   else()
     message(FATAL_ERROR "daq_pool: unknown integration '${name}' (known: ${DAQ_POOL_INTEGRATIONS})")

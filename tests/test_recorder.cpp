@@ -17,13 +17,14 @@
 
 #include "catch.hpp"
 #include "dqr_files.hpp"
+#include "recorder_under_test.hpp"
 #include "threads.hpp"
 #include "watchdog.hpp"
 
 using daq_pool::BufferPool;
 using daq_pool::Bytes;
 using daq_pool::recording::DqrReader;
-using daq_pool::recording::Recorder;
+using Recorder = test_support::RecorderUnderTest;
 using daq_pool::recording::RecorderOptions;
 using test_support::pattern;
 using test_support::TempDir;

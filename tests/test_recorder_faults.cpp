@@ -9,14 +9,15 @@
 //    off, a recording_error naming the file.
 // Every fault: a clear error naming the file, the lost frames counted
 // (written + lost == offered), every view released (the pool full again),
-// and the child finishing (no hang: watchdogs on both sides).
+// and the child finishing (no hang: each child arms alarm(60), which kills
+// it, and the parent then sees the failure; no watchdog thread, so that the
+// parent forks single-threaded, as ThreadSanitizer requires).
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/recording/dqr_reader.hpp>
 #include <daq_pool/recording/recorder.hpp>
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,18 +32,19 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
 #include "death_test.hpp"
 #include "dqr_files.hpp"
-#include "watchdog.hpp"
+#include "recorder_under_test.hpp"
 
 using daq_pool::BufferPool;
 using daq_pool::Bytes;
 using daq_pool::recording::DqrReader;
-using daq_pool::recording::Recorder;
+using Recorder = test_support::RecorderUnderTest;
 using daq_pool::recording::RecorderOptions;
 using test_support::pattern;
 using test_support::TempDir;
@@ -123,7 +125,7 @@ void enter_userns_mount(const std::string& dir, const char* fstype, const char* 
   const uid_t uid = ::getuid();
   const gid_t gid = ::getgid();
   if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
-    std::fprintf(stderr, "unshare(CLONE_NEWUSER|CLONE_NEWNS): %s\n", std::strerror(errno));
+    std::fprintf(stderr, "unshare(CLONE_NEWUSER|CLONE_NEWNS): %s\n", std::generic_category().message(errno).c_str());
     std::_Exit(kNoUserNamespace);
   }
   const auto put = [](const char* file, const std::string& s) {
@@ -141,7 +143,7 @@ void enter_userns_mount(const std::string& dir, const char* fstype, const char* 
   }
   ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   if (::mount("none", dir.c_str(), fstype, 0, data) != 0) {
-    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::generic_category().message(errno).c_str());
     std::_Exit(kNoUserNamespace);
   }
 }
@@ -163,12 +165,12 @@ bool userns_unavailable(const test_support::ChildResult& r) {
 }  // namespace
 
 TEST_CASE("file too large (EFBIG from RLIMIT_FSIZE): error names the file, frames lost counted, pool full") {
-  test_support::Watchdog dog("recorder EFBIG", std::chrono::seconds(120));
   TempDir dir("recorder_faults");
   const std::string path = dir.file("efbig.dqr");
   const auto stride = daq_pool::recording::dqr::stride_for(kCapacity, 4096);
   constexpr std::uint64_t frames = 40;
   const auto r = test_support::in_child([&] {
+    ::alarm(60);
     std::signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the writer; ignored, the write fails with EFBIG
     const rlim_t limit = 4096 + 10 * stride + stride / 2;  // room for 10.5 records
     const struct rlimit rl{limit, limit};
@@ -192,11 +194,11 @@ TEST_CASE("file too large (EFBIG from RLIMIT_FSIZE): error names the file, frame
 }
 
 TEST_CASE("disk full mid-run (ENOSPC on a 1 MiB tmpfs): error names the file, frames lost counted, pool full") {
-  test_support::Watchdog dog("recorder ENOSPC", std::chrono::seconds(120));
   TempDir dir("recorder_faults");
   constexpr std::uint64_t frames = 40;
   const std::string path = dir.file("full.dqr");
   const auto r = test_support::in_child([&] {
+    ::alarm(60);
     enter_userns_mount(dir.path(), "tmpfs", "size=1m");
     record_and_report(path, frames);
     // The mount goes with the child's namespace: verify the file here.
@@ -229,7 +231,6 @@ TEST_CASE("disk full mid-run (ENOSPC on a 1 MiB tmpfs): error names the file, fr
 }
 
 TEST_CASE("SIGKILL mid-recording: the file yields every frame its index lists, verified") {
-  test_support::Watchdog dog("recorder SIGKILL", std::chrono::seconds(120));
   TempDir dir("recorder_faults");
   const std::string path = dir.file("killed.dqr");
   int fds[2];
@@ -237,6 +238,7 @@ TEST_CASE("SIGKILL mid-recording: the file yields every frame its index lists, v
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::alarm(60);
     ::close(fds[0]);
     RecorderOptions o;
     o.frame_capacity = kCapacity;
@@ -279,10 +281,10 @@ TEST_CASE("SIGKILL mid-recording: the file yields every frame its index lists, v
 }
 
 TEST_CASE("O_DIRECT refused (ramfs, EINVAL): buffered fallback reported, or an error naming the file") {
-  test_support::Watchdog dog("recorder O_DIRECT refused", std::chrono::seconds(120));
   TempDir dir("recorder_faults");
   const std::string path = dir.file("ramfs.dqr");
   const auto r = test_support::in_child([&] {
+    ::alarm(60);
     enter_userns_mount(dir.path(), "ramfs", nullptr);
     record_and_report(path, 20);
     std::fprintf(stderr, "listed=%zu\nbuffered_flag=%d\n", DqrReader(path).size(),

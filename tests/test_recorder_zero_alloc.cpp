@@ -14,10 +14,11 @@
 #include "alloc_counter.hpp"  // this executable's one counting TU
 #include "catch.hpp"
 #include "dqr_files.hpp"
+#include "recorder_under_test.hpp"
 #include "watchdog.hpp"
 
 using daq_pool::BufferPool;
-using daq_pool::recording::Recorder;
+using Recorder = test_support::RecorderUnderTest;
 using daq_pool::recording::RecorderOptions;
 
 TEST_CASE("recording a frame allocates nothing, on any thread") {

@@ -131,10 +131,11 @@ flags (--flag=value or --flag value)                                  default
                                    (Bytes::copy_from, counted)
                          drop:     drop the frame (counted)
                          block:    keep waiting (the SDK ring may overrun)
-  --out=PATH             file the writer appends every frame to          a temp file
-                         (/dev/null allowed). The default file goes in
-                         $TMPDIR, else /dev/shm, else /tmp; it is
-                         rewound every 256 MiB and deleted at exit
+  --out=PATH             record every frame: a .dqr file (O_DIRECT,      a temp file
+                         docs/recording.md) or, for *.h5 / *.hdf5,
+                         HDF5 (/dev/null allowed). The default file goes
+                         in $TMPDIR, else /var/tmp, else /tmp; it
+                         reuses 256 MiB of records and is deleted at exit
   --writer-mbps=MB/S     throttle the writer to this many 10^6 bytes/s   0 (unthrottled)
                          while acquiring (a slow disk, to show
                          backpressure), in [0, 1e6]

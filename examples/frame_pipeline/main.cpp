@@ -26,6 +26,7 @@
 #include "shm_server.hpp"
 #include "simulated_camera.hpp"
 #include "summary.hpp"
+#include "recording.hpp"
 #include "verifier.hpp"
 #include "writer.hpp"
 #include "zmq_publisher.hpp"  // --publish (only when built with ZeroMQ)
@@ -38,6 +39,7 @@
 
 #include <daq_pool/buffer_pool.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -98,9 +100,6 @@ int run(const Options& requested) {
                             "; allowed: a writable file path (or /dev/null)",
                         out);
   }
-  // Reserve the scratch file's blocks now, so the writer's first pass does
-  // not pay for allocating them mid-run (best effort).
-  if (out.temporary()) (void)::posix_fallocate(out.fd(), 0, static_cast<off_t>(temp_file_rewind_bytes));
 #if defined(FRAME_PIPELINE_HAVE_FFMPEG)
   std::unique_ptr<Encoder> encoder;
   if (!opt.encode.empty()) {
@@ -147,9 +146,12 @@ int run(const Options& requested) {
   const std::size_t queue = opt.pool + sdk_ring_slots;
   std::atomic<bool> throttle_on{true};
   Pipeline pipeline(opt.policies);
-  pipeline.add(std::make_unique<Writer>(out.fd(), out.path(), queue, opt.writer_mbps, throttle_on,
-                                        out.temporary() ? temp_file_rewind_bytes : 0,
-                                        out.temporary() ? " (temporary: rewound every 256 MiB, removed at exit)" : ""));
+  // The writer records through daq-pool's recorder (a .dqr file, O_DIRECT)
+  // or HDF5 (.h5); the default scratch recording reuses 256 MiB of records.
+  const std::uint64_t scratch_records = std::max<std::uint64_t>(8, temp_file_rewind_bytes / opt.frame_bytes);
+  const RecordingWriter& writer = pipeline.add(std::make_unique<RecordingWriter>(
+      out.path(), opt.frame_bytes, queue, opt.writer_mbps, throttle_on, out.temporary() ? scratch_records : 0,
+      out.temporary() ? " (temporary: 256 MiB of records reused, removed at exit)" : ""));
   pipeline.add(std::make_unique<Preview>(opt.preview_every, !use_camera));
   const Verifier* verifier = nullptr;
 #if defined(FRAME_PIPELINE_HAVE_ARAVIS)
@@ -375,7 +377,23 @@ int run(const Options& requested) {
     }
   });
   if (!s.camera_error.empty()) std::fprintf(stderr, "frame_pipeline: %s\n", s.camera_error.c_str());
-  s.exit_code = (s.integrity_failures != 0 || !s.failed_consumer.empty() || !s.camera_error.empty()) ? 1 : 0;
+  // Every frame the camera produced must be on the disk: a run that recorded
+  // fewer says so and fails, whoever lost them (SDK overruns behind a slow
+  // disk, drops, the disk itself).
+  s.recorded = writer.frames();
+  if (s.recorded < s.produced) {
+    std::fprintf(stderr,
+                 "frame_pipeline: recorded %llu of %llu frames the camera produced: %llu lost (SDK overruns %llu, "
+                 "dropped %llu, lost to the disk %llu)\n",
+                 static_cast<unsigned long long>(s.recorded), static_cast<unsigned long long>(s.produced),
+                 static_cast<unsigned long long>(s.produced - s.recorded), static_cast<unsigned long long>(s.overruns),
+                 static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(writer.lost()));
+    s.recording_incomplete = true;
+  }
+  s.exit_code = (s.integrity_failures != 0 || !s.failed_consumer.empty() || !s.camera_error.empty() ||
+                 s.recording_incomplete)
+                    ? 1
+                    : 0;
   if (opt.json) {
     print_summary_json(s);
   } else {

@@ -80,16 +80,15 @@ class OutputFile {
     }
   }
 
-  /// Where the temporary file goes: $TMPDIR if set; else /dev/shm, so the
-  /// default run measures the pipeline rather than this machine's disk
-  /// (800 MB/s of frames outruns most disks; see --writer-mbps to play one);
-  /// else /tmp.
+  /// Where the temporary recording goes: $TMPDIR if set; else /var/tmp (a
+  /// real filesystem: the recorder measures the disk, with O_DIRECT, and a
+  /// killed run leaves no RAM behind as /dev/shm did); else /tmp.
   static std::string temp_dir() {
     // getenv is not thread-safe against setenv; nothing calls setenv, and
     // this runs before the pipeline's threads start.
     const char* dir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe)
     if (dir != nullptr && *dir != '\0') return dir;
-    if (::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
+    if (::access("/var/tmp", W_OK | X_OK) == 0) return "/var/tmp";
     return "/tmp";
   }
 

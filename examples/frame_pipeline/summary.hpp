@@ -38,6 +38,8 @@ struct Summary {
   std::size_t first_failure_offset = 0;
   std::string failed_consumer;  ///< the first consumer that reported an error
   int exit_code = 0;
+  std::uint64_t recorded = 0;         ///< frames the writer recorded (on the disk)
+  bool recording_incomplete = false;  ///< recorded < produced
   // What --source adds: the camera, copies made by our code per frame (sim:
   // one, out of the SDK ring; aravis: none), buffers the camera failed,
   // frames no pattern could check, allocations on the library's thread.
@@ -87,6 +89,8 @@ inline void print_summary_text(const Summary& s) {
                 static_cast<double>(s.wait_p50_ns) / 1e3, static_cast<double>(s.wait_p99_ns) / 1e3,
                 static_cast<double>(s.wait_max_ns) / 1e3);
   }
+  std::printf("  frames recorded      %llu of %llu produced%s\n", u(s.recorded), u(s.produced),
+              s.recording_incomplete ? "  (INCOMPLETE: frames lost before reaching the disk)" : "");
   std::printf("  throughput           %.1f frames/s  %.3f GB/s  (requested %.1f fps x %s)\n", s.fps, s.gbps, o.fps,
               human_bytes(o.frame_bytes).c_str());
   std::printf("  pool                 %zu buffers of %s, high water %zu, waits %llu\n", s.pool.size,
@@ -123,6 +127,7 @@ inline void print_summary_text(const Summary& s) {
               : s.integrity_failures != 0      ? "data-integrity failure"
               : !s.camera_error.empty()        ? "the camera was lost"
               : !s.failed_consumer.empty()     ? ("the " + s.failed_consumer + " failed").c_str()
+              : s.recording_incomplete         ? "fewer frames recorded than produced"
                                                : "?",
               s.exit_code == 0 ? "" : ")");
   std::fflush(stdout);
@@ -184,6 +189,8 @@ inline void print_summary_json(const Summary& s) {
       u(s.copies_per_frame), u(s.source == "sim" ? 0 : s.overruns), u(s.failed_buffers), u(s.unchecked),
       s.allocs_counted ? std::to_string(s.library_allocs).c_str() : "null",
       s.camera_error.empty() ? "null" : json_string(s.camera_error).c_str());
+  std::printf("  \"frames_recorded\": %llu,\n  \"recording_complete\": %s,\n", u(s.recorded),
+              s.recording_incomplete ? "false" : "true");
   std::printf("  \"exit_code\": %d\n}\n", s.exit_code);
   std::fflush(stdout);
 }

@@ -7,7 +7,7 @@
 
 set(VCPKG_BUILD_TYPE release)  # header-only: one build, no debug tree
 
-# The features (aravis asio ffmpeg gstreamer shm zmq) only bring their
+# The features (aravis asio ffmpeg gstreamer hdf5 shm uring zmq) only bring their
 # dependencies: every integration header is installed either way, and the
 # installed package config defines daq_pool::<feature> for each
 # find_package(daq_pool COMPONENTS <feature>) whose dependency it finds.

@@ -59,7 +59,7 @@ foreach(dep IN ITEMS concurrentqueue vcpkg-cmake vcpkg-cmake-config)
 endforeach()
 
 # One feature per integration, named as the CMake components are.
-foreach(feature IN ITEMS aravis asio ffmpeg gstreamer shm zmq)
+foreach(feature IN ITEMS aravis asio ffmpeg gstreamer hdf5 shm uring zmq)
   string(JSON description ERROR_VARIABLE err GET "${manifest}" features ${feature} description)
   if(err)
     string(APPEND problems "\n  vcpkg.json: no feature '${feature}' with a description")

@@ -21,6 +21,64 @@
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording {
 
+/// What every recorder backend offers (Recorder: writer threads;
+/// UringRecorder in daq_pool/uring.hpp: io_uring): queueing frames, the
+/// counters, the first error. Not used on its own.
+class RecorderBase {
+ public:
+  RecorderBase(const RecorderBase&) = delete;
+  RecorderBase& operator=(const RecorderBase&) = delete;
+
+  /// Queues `frame` for writing as frame `frame_number` with `timestamp_ns`
+  /// (ns; the default is the system clock now), waiting while queue_depth
+  /// frames are in flight (a recorder is a blocking subscriber: it never
+  /// drops a frame it has room for). Returns false, with the view released
+  /// and the frame counted lost, if the recording has failed or is closed, or
+  /// the frame is larger than frame_capacity. Thread-safe; never allocates.
+  bool record(Bytes frame, std::uint64_t frame_number, std::int64_t timestamp_ns) noexcept {
+    return file_.push(std::move(frame), frame_number, timestamp_ns);
+  }
+  /// record() with the next frame number (counted from 0) and now.
+  /// Thread-safe; never allocates.
+  bool record(Bytes frame) noexcept {
+    // relaxed: only the number's uniqueness matters, not an order with memory.
+    return record(std::move(frame), next_frame_.fetch_add(1, std::memory_order_relaxed), detail::now_ns());
+  }
+
+  /// Waits for every frame in flight, stops the backend, fdatasyncs and
+  /// closes the file. Idempotent; never throws; errors go to error(). Must
+  /// not race with record().
+  virtual void close() noexcept = 0;
+
+  /// Closes (the backend's destructor has). Never throws.
+  virtual ~RecorderBase() = default;
+
+  /// The counters. Thread-safe; stale when read.
+  RecorderStats stats() const noexcept { return file_.stats(); }
+  /// The first error (file, frame, offset, reason), if the recording failed.
+  /// Thread-safe; allocates the copy.
+  std::optional<std::string> error() const { return file_.error(); }
+  /// The first error's errno, 0 if none. Thread-safe; never allocates.
+  int error_code() const noexcept { return file_.error_code(); }
+  /// Why O_DIRECT is not used (empty when it is). Never allocates.
+  const std::string& fallback_reason() const noexcept { return file_.fallback_reason(); }
+  /// The first frame refused as larger than frame_capacity, if any.
+  /// Thread-safe; allocates the copy.
+  std::optional<std::string> oversize() const { return file_.oversize(); }
+  /// The file's header as written. Never allocates.
+  const dqr::FileHeader& header() const noexcept { return file_.header(); }
+  /// The file's path. Never allocates.
+  const std::string& path() const noexcept { return file_.path(); }
+
+ protected:
+  RecorderBase(std::string path, const RecorderOptions& options) : file_(std::move(path), options) {}
+
+  detail::RecordFile file_;  // NOLINT(misc-non-private-member-variables-in-classes): the backends' shared state
+
+ private:
+  std::atomic<std::uint64_t> next_frame_{0};
+};
+
 /// Records frames into a .dqr file (docs/recording.md): record() queues a
 /// view, one of `writer_threads` threads writes it with pwrite into its
 /// record (O_DIRECT from the view's memory: the block-aligned prefix as it
@@ -36,13 +94,13 @@ namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording {
 /// record() and stats() are thread-safe; close() and the destructor must not
 /// race with record(). Construction allocates (threads, scratch blocks);
 /// record() never allocates (one mutex to queue, one to take).
-class Recorder {
+class Recorder : public RecorderBase {
  public:
   /// Creates (truncates) `path` and writes its header; starts the writers.
   /// Throws std::invalid_argument (bad options, naming the option),
   /// recording_error (can't open or write the file; O_DIRECT refused with
   /// allow_buffered_fallback false).
-  Recorder(std::string path, const RecorderOptions& options) : file_(std::move(path), options) {
+  Recorder(std::string path, const RecorderOptions& options) : RecorderBase(std::move(path), options) {
     const std::size_t threads = options.writer_threads != 0 ? options.writer_threads : options.queue_depth;
     const std::size_t bounce = bounce_size();
     scratch_.reserve(threads);
@@ -61,47 +119,16 @@ class Recorder {
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
   /// close(). Never throws.
-  ~Recorder() { close(); }
-
-  /// Queues `frame` for writing as frame `frame_number` with `timestamp_ns`
-  /// (default: the system clock now), waiting while queue_depth frames are in
-  /// flight (a recorder is a blocking subscriber: it never drops a frame it
-  /// has room for). Returns false, with the view released and the frame
-  /// counted lost, if the recording has failed or is closed, or the frame is
-  /// larger than frame_capacity. Thread-safe; never allocates.
-  bool record(Bytes frame, std::uint64_t frame_number, std::int64_t timestamp_ns) noexcept {
-    return file_.push(std::move(frame), frame_number, timestamp_ns);
-  }
-  /// record() with the next frame number (counted from 0) and now.
-  bool record(Bytes frame) noexcept {
-    // relaxed: only the number's uniqueness matters, not an order with memory.
-    return record(std::move(frame), next_frame_.fetch_add(1, std::memory_order_relaxed), detail::now_ns());
-  }
+  ~Recorder() override { close(); }
 
   /// Waits for every frame in flight, stops the writers, fdatasyncs and
   /// closes the file. Idempotent; never throws; errors go to error().
-  void close() noexcept {
+  void close() noexcept override {
     file_.begin_close();
     for (std::thread& t : workers_)
       if (t.joinable()) t.join();
     file_.close_file();
   }
-
-  /// The counters. Thread-safe; stale when read.
-  RecorderStats stats() const noexcept { return file_.stats(); }
-  /// The first error (file, frame, offset, reason), if the recording failed.
-  /// Thread-safe; allocates the copy.
-  std::optional<std::string> error() const { return file_.error(); }
-  /// The first error's errno, 0 if none. Thread-safe.
-  int error_code() const noexcept { return file_.error_code(); }
-  /// Why O_DIRECT is not used (empty when it is). Never allocates.
-  const std::string& fallback_reason() const noexcept { return file_.fallback_reason(); }
-  /// The first frame refused as larger than frame_capacity, if any.
-  std::optional<std::string> oversize() const { return file_.oversize(); }
-  /// The file's header as written. Never allocates.
-  const dqr::FileHeader& header() const noexcept { return file_.header(); }
-  /// The file's path. Never allocates.
-  const std::string& path() const noexcept { return file_.path(); }
 
  private:
   struct Scratch {
@@ -130,10 +157,8 @@ class Recorder {
     }
   }
 
-  detail::RecordFile file_;
   std::vector<Scratch> scratch_;
   std::vector<std::thread> workers_;
-  std::atomic<std::uint64_t> next_frame_{0};
 };
 
 }  // namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording

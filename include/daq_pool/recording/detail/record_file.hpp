@@ -71,6 +71,12 @@ struct RecorderOptions {
   /// that the index survives power loss and not only SIGKILL (a cache flush
   /// per frame: slower). Sets the header's durable_index flag.
   bool durable_index = false;
+  /// 0 (default): every frame gets the next record. N > 0: a scratch
+  /// recording that reuses N records in a ring (record = frame count mod N),
+  /// so the file never exceeds header + N strides however long the run; the
+  /// file then lists, in slot order, the last N frames committed. For a
+  /// throwaway sink (the demo's default), not for data you keep.
+  std::uint64_t ring_records = 0;
 };
 
 /// A Recorder's counters. Read with Recorder::stats(); stale the moment it
@@ -119,6 +125,9 @@ class RecordFile {
       throw std::invalid_argument("daq_pool recorder: " + path_ + ": options.frame_capacity is 0");
     if (options_.queue_depth == 0)
       throw std::invalid_argument("daq_pool recorder: " + path_ + ": options.queue_depth is 0");
+    if (options_.ring_records != 0 && options_.ring_records <= options_.queue_depth)
+      throw std::invalid_argument("daq_pool recorder: " + path_ + ": options.ring_records (" +
+                                  std::to_string(options_.ring_records) + ") must exceed queue_depth");
     if (options_.frame_capacity > (std::size_t{1} << 48))
       throw std::invalid_argument("daq_pool recorder: " + path_ + ": options.frame_capacity exceeds 2^48");
     jobs_.resize(options_.queue_depth);
@@ -163,7 +172,7 @@ class RecordFile {
     }
     RecordJob& j = jobs_[(head_ + queued_) % jobs_.size()];
     j.view = std::move(view);
-    j.record = next_record_++;
+    j.record = options_.ring_records != 0 ? next_record_++ % options_.ring_records : next_record_++;
     j.frame_number = frame_number;
     j.timestamp_ns = timestamp_ns;
     ++queued_;
