@@ -241,3 +241,41 @@ def test_hdf5_swmr_while_written(short_tmp):
         writer.proc.stdin.flush()
         assert writer.wait() == 0
         rec.close()
+
+
+def test_hdf5_written_by_the_cpp_recorder(short_tmp):
+    """daq_pool::hdf5::Hdf5Recorder (SWMR, one chunk per frame), in a real
+    process: read while it is written, then the finished file; and a file
+    whose writer was SIGKILLed."""
+    need_module("h5py")
+    path = os.path.join(short_tmp, "cpp.h5")
+    with Child([tool("DAQ_POOL_RECORDER"), path, 2 * 40 * 60, 7, "--dtype=<u2", "--shape=40,60", "--pause-after=3",
+                "--first=50"]) as writer:
+        line = writer.line()
+        if "without daq_pool::hdf5" in line:
+            pytest.fail(line)
+        assert line == "written 3"
+        rec = recording.open(path)
+        assert isinstance(rec, recording.Hdf5Recording) and rec.swmr and len(rec) == 3
+        assert rec.shape == (40, 60) and rec.dtype == np.dtype("<u2")
+        writer.proc.stdin.write("\n")
+        writer.proc.stdin.flush()
+        assert '"frames_written":7' in writer.line()
+        assert writer.wait() == 0
+        rec.refresh()
+        assert len(rec) == 7
+        assert list(rec.frame_numbers) == list(range(50, 57))
+        assert list(rec.timestamps_ns) == [T0 + 1000 * i for i in range(7)]
+        for k in range(7):
+            assert np.array_equal(rec[k].reshape(-1).view(np.uint8), expected(k, 2 * 40 * 60)), k
+        rec.close()
+    killed = os.path.join(short_tmp, "killed.h5")
+    with Child([tool("DAQ_POOL_RECORDER"), killed, 100 * 100, 9, "--dtype=|u1", "--shape=100,100",
+                "--pause-after=4"]) as writer:
+        assert writer.line() == "written 4"
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.proc.wait(10)
+    with recording.open(killed) as rec:
+        assert len(rec) == 4
+        for k in range(4):
+            assert np.array_equal(rec[k].reshape(-1), expected(k, 100 * 100))

@@ -9,9 +9,14 @@
 // --pause-after=K: after K frames are written (payload and index entry),
 // prints "written K" and waits for a line on stdin before the rest (the test
 // reads the file while it is being written, or kills this process there).
-// Prints a JSON line with the recorder's counters at the end.
+// Prints a JSON line with the recorder's counters at the end. A PATH ending
+// in .h5 is written by daq_pool::hdf5::Hdf5Recorder instead (SWMR, flushed
+// after every frame; needs --dtype and --shape; builds with daq_pool::hdf5).
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/recording/recorder.hpp>
+#if PY_RECORDER_HAVE_HDF5
+#include <daq_pool/hdf5.hpp>
+#endif
 
 #include <chrono>
 #include <cstdio>
@@ -68,6 +73,44 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const auto fill = [](daq_pool::PooledBuffer& b, std::uint64_t i, std::size_t bytes) {
+    b.set_size(bytes);
+    std::span<std::byte> out = b.get_mut();
+    for (std::size_t j = 0; j < bytes; ++j) out[j] = static_cast<std::byte>((i + j) % 251);
+  };
+  const auto stamp = [](std::uint64_t i) { return 1'700'000'000'000'000'000LL + 1000 * static_cast<std::int64_t>(i); };
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) {
+#if PY_RECORDER_HAVE_HDF5
+    try {
+      daq_pool::hdf5::Hdf5Options h;
+      h.dtype = o.layout.dtype.empty() ? "|u1" : o.layout.dtype;
+      h.height = o.layout.shape[0];
+      h.width = o.layout.shape[1];
+      h.flush_every = 1;
+      daq_pool::BufferPool pool(4, frame_bytes);
+      daq_pool::hdf5::Hdf5Recorder recorder(path, h);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (pause_after != 0 && i == pause_after) {
+          std::cout << "written " << recorder.stats().frames_written << std::endl;
+          std::string line;
+          std::getline(std::cin, line);
+        }
+        daq_pool::PooledBuffer b = pool.acquire();
+        fill(b, i, frame_bytes);
+        recorder.record(std::move(b).freeze(), first + i, stamp(i));
+      }
+      recorder.close();
+      std::cout << "{\"frames_written\":" << recorder.stats().frames_written << "}" << std::endl;
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "py_recorder: %s\n", e.what());
+      return 2;
+    }
+#else
+    std::fprintf(stderr, "py_recorder: built without daq_pool::hdf5\n");
+    return 2;
+#endif
+  }
   try {
     daq_pool::BufferPool pool(8, frame_bytes);
     daq_pool::recording::Recorder recorder(path, o);
@@ -83,10 +126,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "py_recorder: no pool buffer within 10 s\n");
         return 1;
       }
-      b->set_size(frame_bytes);
-      std::span<std::byte> bytes = b->get_mut();
-      for (std::size_t j = 0; j < bytes.size(); ++j) bytes[j] = static_cast<std::byte>((i + j) % 251);
-      recorder.record(std::move(*b).freeze(), first + i, 1'700'000'000'000'000'000LL + 1000 * static_cast<std::int64_t>(i));
+      fill(*b, i, frame_bytes);
+      recorder.record(std::move(*b).freeze(), first + i, stamp(i));
     }
     recorder.close();
     const auto s = recorder.stats();
