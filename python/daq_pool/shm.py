@@ -295,10 +295,16 @@ class Subscriber:
     # ---- frames ---------------------------------------------------------
     def fileno(self) -> int:
         """A descriptor that turns readable when a frame may be waiting or
-        the stream may have ended (protocol 2: the wake eventfd, armed only
-        while `receive` sleeps: call ``receive(timeout=0)`` until None before
-        waiting on it; protocol 1: the socket). For select/poll/asyncio."""
+        the stream may have ended, for select/poll/asyncio loops: call
+        ``receive(timeout=0)`` until it returns None (which arms it), then
+        wait for it. Protocol 2: the wake eventfd (the server writes it when
+        it finds this subscriber waiting); protocol 1: the socket. The end of
+        the stream also shows on the socket (``socket_fileno()``)."""
         return self._wake_fd if self.protocol_version == 2 else self._sock.fileno()
+
+    def socket_fileno(self) -> int:
+        """The Unix socket's descriptor: it reports the server's end (POLLHUP)."""
+        return self._sock.fileno()
 
     @property
     def held(self) -> int:
@@ -367,9 +373,8 @@ class Subscriber:
                     continue
                 self._eof = True
                 raise EndOfStream(f"{self.path}: the server ended the stream")
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-            # Sleep: reset the eventfd, say so, fence, look again (Dekker with the server).
+            # Arm the wake: reset the eventfd, say we sleep, fence, look again
+            # (the Dekker handshake with the server's publish).
             try:
                 os.read(self._wake_fd, 8)
             except BlockingIOError:
@@ -379,11 +384,12 @@ class Subscriber:
             if int(c64[_FRAME_HEAD // 8]) > self._tail:
                 c32[_SUBSCRIBER_SLEEPING // 4] = 0
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                return None  # left armed: fileno() turns readable with the next frame
             # The socket is watched for the server's end (POLLHUP). Bounded
             # slices also catch a state change without a wake.
             slice_end = time.monotonic() + 0.1
             self._wait([self._wake_fd, self._sock], slice_end if deadline is None else min(deadline, slice_end))
-            c32[_SUBSCRIBER_SLEEPING // 4] = 0
 
     def _take_v2(self) -> Optional[FrameBuffer]:
         tail = self._tail

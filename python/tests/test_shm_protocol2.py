@@ -170,3 +170,15 @@ def test_refused_with_reason(short_tmp):
         listener.close()
         for c in peers:
             c.close()
+
+
+def test_fileno_for_event_loops(fake):
+    import select
+    with Subscriber(fake.path) as sub:
+        assert sub.receive(timeout=0) is None  # arms the wake
+        assert select.select([sub], [], [], 0)[0] == []
+        fake.publish(0)
+        assert select.select([sub], [], [], 5)[0] == [sub]
+        a = sub.receive(timeout=0)
+        assert a is not None and sub.receive(timeout=0) is None
+        del a
