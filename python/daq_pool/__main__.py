@@ -107,7 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return 2 if _why(src) else 1
             print(json.dumps(info))
             return 0
-        viewer.live(src, width=args.width, duration=args.duration)
+        drawn = viewer.live(src, width=args.width, duration=args.duration)
+        print(f"view: {drawn} frames drawn, {src.received} received, {src.drops()} dropped")
         return 0
     except DaqPoolError as e:
         print(f"daq_pool: {args.source}: {e}", file=sys.stderr)

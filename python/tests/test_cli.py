@@ -155,3 +155,16 @@ def test_not_a_recording(short_tmp):
         f.write(b"junk" * 100)
     r = run_cli("view", path, "--snapshot=x.png")
     assert r.returncode == 2 and "neither a .dqr recording" in r.stderr
+
+
+def test_live_view_draws_frames(short_tmp):
+    """The live loop itself, with the Agg backend (no display): it draws the
+    newest frames for --duration seconds and says how many."""
+    endpoint = f"ipc://{short_tmp}/live"
+    with Child([tool("DAQ_POOL_FRAME_PIPELINE"), f"--publish={endpoint}", "--quiet", "--duration=20", "--fps=50",
+                "--frame-bytes=64K"], stdin=subprocess.DEVNULL):
+        r = run_cli("view", endpoint, "--frame-bytes=64K", "--duration=3")
+    assert r.returncode == 0, r.stderr
+    import re
+    m = re.search(r"view: (\d+) frames drawn, (\d+) received", r.stdout)
+    assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= int(m.group(1)), r.stdout
