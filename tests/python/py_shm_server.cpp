@@ -4,7 +4,7 @@
 // "the server still counts this frame held" is the server's word, not the
 // subscriber's.
 //
-//   py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT]
+//   py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS]
 //
 // Commands (one per line; each answered by one line on stdout):
 //   publish N   publish N frames of the demo's pattern (frame_pattern.hpp),
@@ -35,8 +35,8 @@ std::string stats_line(const daq_pool::shm::Server& server, const daq_pool::Buff
   const daq_pool::shm::ServerStats s = server.stats();
   std::ostringstream out;
   out << "{\"published\":" << s.published << ",\"sent\":" << s.sent << ",\"skipped\":" << s.skipped
-      << ",\"done\":" << s.done << ",\"subscribers\":" << s.subscribers << ",\"disconnected\":" << s.disconnected
-      << ",\"bad_messages\":" << s.bad_messages << ",\"acquire_failed\":" << failed << ",\"in_flight\":[";
+      << ",\"done\":" << s.released << ",\"subscribers\":" << s.subscribers << ",\"disconnected\":" << s.disconnected
+      << ",\"bad_messages\":" << s.bad_releases << ",\"acquire_failed\":" << failed << ",\"in_flight\":[";
   bool first = true;
   for (std::size_t i = 0; i < server.options().max_subscribers; ++i) {
     const daq_pool::shm::SubscriberStats p = server.subscriber(i);
@@ -52,7 +52,7 @@ std::string stats_line(const daq_pool::shm::Server& server, const daq_pool::Buff
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT]\n");
+    std::fprintf(stderr, "usage: py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS]\n");
     return 2;
   }
   const std::size_t frame_bytes = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 4096;
@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
     daq_pool::BufferPool pool(pool_size, frame_bytes, o);
     daq_pool::shm::ServerOptions so;
     so.max_in_flight = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 4;
+    // Protocol 2 sizes the pool for its subscribers (max_subscribers x
+    // max_in_flight + producer_margin): one subscriber by default.
+    so.max_subscribers = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 1;
     so.drain_timeout = std::chrono::milliseconds(200);
     daq_pool::shm::Server server(pool, argv[1], so);
     std::cout << "ready" << std::endl;
