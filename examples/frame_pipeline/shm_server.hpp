@@ -32,8 +32,9 @@ struct ServeStats {
   std::uint64_t not_shared = 0;    ///< heap fallbacks: not in the shared memory, not served
   std::uint64_t sent = 0;          ///< frame messages sent (all subscribers)
   std::uint64_t skipped = 0;       ///< frames a subscriber at its bound did not get
-  std::uint64_t done = 0;          ///< frames subscribers said they were done with
-  std::uint64_t bad_messages = 0;  ///< ignored messages from subscribers
+  std::uint64_t done = 0;          ///< frames subscribers released
+  std::uint64_t bad_messages = 0;  ///< invalid releases from subscribers, ignored
+  std::uint64_t disconnected = 0;  ///< subscribers gone (what they held taken back)
 };
 
 inline std::string serve_text(const ServeStats& s);
@@ -75,8 +76,12 @@ class FrameServer final : public Stage {
 #if FRAME_PIPELINE_HAVE_SHM
     try {
       daq_pool::shm::ServerOptions o;
-      o.max_subscribers = 4;  // 4 x 4 frames in flight: at most 16 pool buffers held by viewers
-      o.max_in_flight = 4;
+      o.max_subscribers = 4;  // 4 x 2 frames in flight: at most 8 pool buffers held by viewers,
+      o.max_in_flight = 2;
+      // plus what the demo's own pipeline holds (the buffer being filled,
+      // the writer's and the verifier's queues): the server refuses a
+      // smaller --pool, so stopped viewers can never drain acquisition.
+      o.producer_margin = 8;
       server_.emplace(pool, path, o);
     } catch (const std::exception& e) {
       return e.what();
@@ -108,8 +113,9 @@ class FrameServer final : public Stage {
     stats_.not_shared = st.not_shared;
     stats_.sent = st.sent;
     stats_.skipped = st.skipped;
-    stats_.done = st.done;
-    stats_.bad_messages = st.bad_messages;
+    stats_.done = st.released;
+    stats_.bad_messages = st.bad_releases;
+    stats_.disconnected = st.disconnected;
     server_.reset();
 #endif
   }
@@ -132,8 +138,9 @@ inline std::string serve_text(const ServeStats& s) {
   std::snprintf(
       buf, sizeof buf,
       "  served               %llu frames to %llu subscribers at %s: %llu sent, %llu skipped (at their bound), "
-      "%llu done; %llu heap fallbacks not served\n",
-      u(s.published), u(s.subscribers), s.path.c_str(), u(s.sent), u(s.skipped), u(s.done), u(s.not_shared));
+      "%llu released, %llu subscribers gone; %llu heap fallbacks not served\n",
+      u(s.published), u(s.subscribers), s.path.c_str(), u(s.sent), u(s.skipped), u(s.done), u(s.disconnected),
+      u(s.not_shared));
   return buf;
 }
 

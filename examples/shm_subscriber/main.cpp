@@ -51,6 +51,7 @@ struct Options {
   bool stable_only = false;          // --verify=stable: any source, bytes unchanged while held
   bool json = false;
   bool quiet = false;
+  bool allow_empty = false;  // --allow-empty: receiving no frame is not a failure
   bool help = false;
 };
 
@@ -79,12 +80,14 @@ flags (--flag=value or --flag value)                                 default
                                   --source=aravis): a checksum on
                                   receipt must match before done
   --json                 the summary as JSON on stdout                   off
+  --allow-empty          receiving no frame at all is not a failure      off
   --quiet                no progress lines                               off
   --help, -h             this text
 
 exit codes: 0 every frame verified in place; 1 a frame failed verification
 or was not a view of the shared memory; 2 bad arguments, no server, or a
-protocol error.
+protocol error (a refusal says why); 3 no frame received at all (unless
+--allow-empty).
 )";
 
 std::optional<std::string> parse_args(int argc, char** argv, Options& opt) {
@@ -94,8 +97,8 @@ std::optional<std::string> parse_args(int argc, char** argv, Options& opt) {
       opt.help = true;
       continue;
     }
-    if (arg == "--json" || arg == "--quiet") {
-      (arg == "--json" ? opt.json : opt.quiet) = true;
+    if (arg == "--json" || arg == "--quiet" || arg == "--allow-empty") {
+      (arg == "--json" ? opt.json : arg == "--quiet" ? opt.quiet : opt.allow_empty) = true;
       continue;
     }
     const auto eq = arg.find('=');
@@ -176,7 +179,7 @@ class HeldFrames {
 
 struct Summary {
   std::uint64_t frames = 0, verified = 0, failures = 0, recheck_failures = 0, not_in_place = 0;
-  std::uint64_t missed = 0, done_sent = 0, done_failed = 0, bad_messages = 0, held_at_end = 0, changed_after_end = 0;
+  std::uint64_t missed = 0, released = 0, revoked = 0, bad_messages = 0, held_at_end = 0, changed_after_end = 0;
   std::uint64_t bytes = 0;
   std::string end_reason;
   std::string first_failure;
@@ -334,12 +337,12 @@ int run(const Options& opt) {
   }
   const daq_pool::shm::SubscriberCounters counters = sub->stats();
   s.missed = counters.missed;
-  s.done_sent = counters.done_sent;
-  s.done_failed = counters.done_failed;
+  s.released = counters.released;
+  s.revoked = counters.revoked ? 1 : 0;
   s.bad_messages = counters.bad_messages;
   const bool failed = s.failures != 0 || s.recheck_failures != 0 || s.not_in_place != 0 ||
                       (s.allocs_counted && s.allocs_after_warmup != 0);
-  s.exit_code = failed ? 1 : 0;
+  s.exit_code = failed ? 1 : (s.frames == 0 && !opt.allow_empty) ? 3 : 0;
 
   const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   const double fps = s.elapsed_s > 0 ? static_cast<double>(s.frames) / s.elapsed_s : 0.0;
@@ -350,14 +353,14 @@ int run(const Options& opt) {
         "  \"frames\": %llu,\n  \"verified\": %llu,\n  \"integrity_failures\": %llu,\n  \"recheck_failures\": %llu,\n"
         "  \"not_in_place\": %llu,\n  \"zero_copy\": %s,\n  \"missed\": %llu,\n  \"held_at_end\": %llu,\n  "
         "\"changed_after_end\": %llu,\n"
-        "  \"done_sent\": %llu,\n  \"done_failed\": %llu,\n  \"bad_messages\": %llu,\n  \"bytes\": %llu,\n"
+        "  \"released\": %llu,\n  \"revoked\": %s,\n  \"bad_messages\": %llu,\n  \"bytes\": %llu,\n"
         "  \"frames_per_s\": %.3f,\n  \"mapping\": {\"address\": %llu, \"size\": %zu},\n  \"first_view_address\": "
         "%llu,\n  \"max_in_flight\": %u,\n  \"allocations_after_warmup\": %s,\n  \"first_failure\": %s,\n"
         "  \"exit_code\": %d\n}\n",
         opt.path.c_str(), opt.stable_only ? "stable" : "pattern", u(s.subscriber_id), s.end_reason.c_str(), s.elapsed_s,
         u(s.frames), u(s.verified), u(s.failures), u(s.recheck_failures), u(s.not_in_place),
-        s.not_in_place == 0 ? "true" : "false", u(s.missed), u(s.held_at_end), u(s.changed_after_end), u(s.done_sent),
-        u(s.done_failed), u(s.bad_messages), u(s.bytes), fps, u(reinterpret_cast<std::uintptr_t>(s.map_begin)),
+        s.not_in_place == 0 ? "true" : "false", u(s.missed), u(s.held_at_end), u(s.changed_after_end), u(s.released),
+        s.revoked != 0 ? "true" : "false", u(s.bad_messages), u(s.bytes), fps, u(reinterpret_cast<std::uintptr_t>(s.map_begin)),
         s.map_size, u(reinterpret_cast<std::uintptr_t>(s.first_view)), s.max_in_flight,
         s.allocs_counted ? std::to_string(s.allocs_after_warmup).c_str() : "null",
         s.first_failure.empty() ? "null" : ("\"" + s.first_failure + "\"").c_str(), s.exit_code);
@@ -369,15 +372,19 @@ int run(const Options& opt) {
                 u(s.failures), u(s.recheck_failures));
     std::printf("  zero copy            %s  (every view inside the read-only mapping %p + %zu bytes; %llu not)\n",
                 s.not_in_place == 0 ? "yes" : "NO", s.map_begin, s.map_size, u(s.not_in_place));
-    std::printf("  missed               %llu  (frames the server skipped for this subscriber: at its bound of %u)\n",
-                u(s.missed), s.max_in_flight);
     std::printf(
-        "  done sent            %llu  (failed %llu: the server was gone; %llu frames held at the end, %llu of them "
-        "reused by a live producer after it)\n",
-        u(s.done_sent), u(s.done_failed), u(s.held_at_end), u(s.changed_after_end));
+        "  missed               %llu  (frames the server skipped for this subscriber at its bound of %u, as the "
+        "server counted them)\n",
+        u(s.missed), s.max_in_flight);
+    std::printf(
+        "  released             %llu  (%llu frames held at the end, %llu of them reused by a live producer after it;"
+        " revoked by the server: %s)\n",
+        u(s.released), u(s.held_at_end), u(s.changed_after_end), s.revoked != 0 ? "yes" : "no");
+    if (s.frames == 0)
+      std::printf("  no frame received%s\n", opt.allow_empty ? " (--allow-empty)" : ": that is a failure (exit 3)");
     if (s.allocs_counted) std::printf("  allocations after warm-up: %llu\n", u(s.allocs_after_warmup));
     if (!s.first_failure.empty()) std::printf("  first failure        %s\n", s.first_failure.c_str());
-    std::printf("result: %s\n", s.exit_code == 0 ? "PASS" : "FAIL");
+    std::printf("result: %s\n", s.exit_code == 0 ? "PASS" : s.exit_code == 3 ? "NOTHING RECEIVED" : "FAIL");
   }
   std::fflush(stdout);
   return s.exit_code;

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::size_t frame_bytes = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 64 * 1024;
-  const std::size_t pool_size = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 8;
+  const std::size_t pool_size = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 12;
   std::signal(SIGTERM, on_term);
   try {
     daq_pool::BufferPoolOptions o;
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     daq_pool::BufferPool pool(pool_size, frame_bytes, o);
     daq_pool::shm::ServerOptions so;
     so.max_in_flight = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 4;
+    so.max_subscribers = 2;  // the pool must cover 2 x max_in_flight + the producer's margin
     daq_pool::shm::Server server(pool, argv[1], so);
     std::printf("ready\n");
     std::fflush(stdout);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -197,8 +198,8 @@ inline bool json_true(const std::string& json, const std::string& key) {
   return json.find("\"" + key + "\": true") != std::string::npos;
 }
 
-/// A client that speaks the protocol by hand (to send what a well-behaved
-/// Subscriber never would).
+/// A client that speaks protocol version 2 by hand (to do what a
+/// well-behaved Subscriber never would: scribble its rings, forge releases).
 class RawClient {
  public:
   explicit RawClient(const std::string& path) {
@@ -212,58 +213,97 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
   ~RawClient() {
-    if (memfd_ >= 0) ::close(memfd_);
+    if (control_ != nullptr) ::munmap(control_, control_bytes_);
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);
     if (fd_ >= 0) ::close(fd_);
   }
 
-  /// The hello and its descriptor (kept: memfd()).
+  /// The hello and its descriptors (kept; the control region mapped).
   std::optional<daq_pool::shm::protocol::Hello> hello() {
-    std::array<std::byte, 64> buf{};
-    iovec iov{buf.data(), buf.size()};
-    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
+    namespace protocol = daq_pool::shm::protocol;
+    std::array<std::byte, 128> buf{};
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, 10000) != 1) return std::nullopt;
-    const ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
-    if (n <= 0) return std::nullopt;
-    if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS)
-      std::memcpy(&memfd_, CMSG_DATA(c), sizeof memfd_);
-    return daq_pool::shm::protocol::decode_hello(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+    daq_pool::shm::detail::Received r = daq_pool::shm::detail::receive_with_fds(fd_, buf);
+    if (r.bytes <= 0) return std::nullopt;
+    const std::span<const std::byte> m(buf.data(), static_cast<std::size_t>(r.bytes));
+    refused_ = protocol::decode_refused(m);
+    for (std::size_t i = 0; i < 4 && i < r.fd_count; ++i) fds_[i] = r.fds[i].release();
+    std::optional<protocol::Hello> h = protocol::decode_hello(m);
+    if (!h || fds_[1] < 0) return h;
+    control_bytes_ = static_cast<std::size_t>(h->control_bytes);
+    void* c = ::mmap(nullptr, control_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fds_[1], 0);
+    if (c == MAP_FAILED) return std::nullopt;
+    control_ = static_cast<std::byte*>(c);
+    slots_ = h->ring_slots;
+    return h;
   }
 
-  /// The next frame message, waiting at most `limit`.
-  std::optional<daq_pool::shm::protocol::FrameMessage> frame(std::chrono::milliseconds limit = 10s) {
-    std::array<std::byte, 64> buf{};
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return std::nullopt;
-    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-    if (n <= 0) return std::nullopt;
-    return daq_pool::shm::protocol::decode_frame(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+  /// The Refused the server sent instead of a hello, if any.
+  std::optional<daq_pool::shm::protocol::Refused> refused() const { return refused_; }
+
+  /// The next frame descriptor from the ring, waiting at most `limit`.
+  std::optional<daq_pool::shm::protocol::FrameDescriptor> frame(std::chrono::milliseconds limit = 10s) {
+    namespace c = daq_pool::shm::protocol::control;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (word64(c::frame_head_at).load(std::memory_order_acquire) == tail_) {
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(1ms);
+    }
+    const auto f = daq_pool::shm::protocol::decode_frame(control_ + c::frame_entry_at(tail_, slots_));
+    ++tail_;
+    word64(c::frame_tail_at).store(tail_, std::memory_order_release);
+    return f;
+  }
+
+  /// Puts a release entry in the ring (any slot, sequence, reserved word)
+  /// and wakes the server if it sleeps, as a subscriber does.
+  void release(std::uint32_t slot, std::uint64_t sequence, std::uint32_t reserved = 0) {
+    namespace c = daq_pool::shm::protocol::control;
+    std::byte* at = control_ + c::release_entry_at(head_, slots_);
+    daq_pool::shm::protocol::encode(daq_pool::shm::protocol::Release{slot, sequence}, at);
+    daq_pool::detail::store_le(at + 4, reserved);
+    ++head_;
+    set_release_head(head_);
+  }
+
+  /// Stores release_head (anything: a scribbler's value too) and wakes the server.
+  void set_release_head(std::uint64_t head) {
+    namespace c = daq_pool::shm::protocol::control;
+    word64(c::release_head_at).store(head, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (word32(c::server_sleeping_at).exchange(0) != 0) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(fds_[3], &one, sizeof one);
+    }
   }
 
   /// True if the server closed the connection (within `limit`).
   bool closed_by_server(std::chrono::milliseconds limit = 10s) {
     std::array<std::byte, 64> buf{};
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
     if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return false;
     return ::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT) == 0;
   }
 
-  void send(std::span<const std::byte> bytes) const { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
-  void done(std::uint32_t slot, std::uint64_t sequence) const {
-    send(daq_pool::shm::protocol::encode(daq_pool::shm::protocol::Done{slot, sequence}));
-  }
+  std::atomic_ref<std::uint64_t> word64(std::size_t at) const { return daq_pool::shm::detail::word64(control_, at); }
+  std::atomic_ref<std::uint32_t> word32(std::size_t at) const { return daq_pool::shm::detail::word32(control_, at); }
 
   int fd() const noexcept { return fd_; }
-  int memfd() const noexcept { return memfd_; }
+  int memfd() const noexcept { return fds_[0]; }
+  int control_fd() const noexcept { return fds_[1]; }
+  std::byte* control() const noexcept { return control_; }
+  std::size_t control_bytes() const noexcept { return control_bytes_; }
 
  private:
   int fd_ = -1;
-  int memfd_ = -1;
+  std::array<int, 4> fds_{-1, -1, -1, -1};
+  std::byte* control_ = nullptr;
+  std::size_t control_bytes_ = 0;
+  std::uint32_t slots_ = 1;
+  std::uint64_t tail_ = 0, head_ = 0;
+  std::optional<daq_pool::shm::protocol::Refused> refused_;
 };
 
 }  // namespace shm_test
