@@ -268,10 +268,12 @@ TEST_CASE("broadcast threads: a slow block subscriber delays neither drop nor ke
       if (slow_got.size() % 64 == 0) std::this_thread::sleep_for(100us);  // slow, now and then
     }
   });
+  std::atomic<bool> fast_first{false};  // both fast ones had frame `capacity` before the slow one moved
   std::thread releaser([&] {
     const auto until = std::chrono::steady_clock::now() + 30s;
     while (fast_saw_blocked_frame.load() < 2 && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(1ms);
+    fast_first.store(fast_saw_blocked_frame.load() == 2);
     release_slow.store(true);
   });
   std::uint64_t timed_out = 0;
@@ -283,6 +285,7 @@ TEST_CASE("broadcast threads: a slow block subscriber delays neither drop nor ke
   t_slow.join();
   dog.dismiss();
 
+  CHECK(fast_first.load());
   CHECK(fast_saw_blocked_frame.load() == 2);
   CHECK(bad.load() == 0);
   CHECK(timed_out == 0);

@@ -263,16 +263,46 @@ inline void SubscriberState::wake_consumer() noexcept {
   }
 }
 
-/// How long a waiter spins (re-checking) before it sleeps: a hand-off that
-/// comes within a few microseconds costs no system call. Under the model
-/// checker a couple of rounds: the sleep path is what it must explore.
+/// How long a waiter (a subscriber waiting for a frame, the publisher
+/// waiting for a block subscriber's room) spins before it sleeps: as the
+/// pools' acquirers (PoolCore::spin_budget), since a futex sleep and wake
+/// round trip costs 30-50 us on a virtualized host and the other side
+/// usually comes sooner. Bounded in time, not in iterations: one `pause`
+/// takes ~10 ns on some CPUs and ~55-140 ns on others.
+inline constexpr std::chrono::microseconds broadcast_spin_budget{50};
+
+/// Spins until `ready()` or `budget` has passed; true if ready. Under the
+/// model checker, two looks and no clock: the sleep path is what it must
+/// explore.
+template <class Ready>
+bool spin_until_ready(Ready&& ready, [[maybe_unused]] std::chrono::nanoseconds budget) noexcept {
 #if defined(DAQ_POOL_USE_RELACY)
-inline constexpr int broadcast_spins = 2;
+  for (int i = 0; i < 2; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+  }
+  return false;
 #else
-inline constexpr int broadcast_spins = 200;
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + budget;
+  do {
+    // Read the clock (~20 ns through the vDSO) only every 32 pauses.
+    for (int i = 0; i < 32; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+  } while (clock::now() < until);
+  return false;
 #endif
-/// After a wake-up, a short spin only.
-inline constexpr int broadcast_spins_after_wake = broadcast_spins > 8 ? broadcast_spins - 8 : 0;
+}
+
+/// The spin budget before a deadline: broadcast_spin_budget, or less if the
+/// deadline comes sooner (0: it has passed).
+inline std::chrono::nanoseconds spin_budget_before(
+    const std::optional<std::chrono::steady_clock::time_point>& deadline) noexcept {
+  if (!deadline) return broadcast_spin_budget;
+  return std::min<std::chrono::nanoseconds>(sleep_before(*deadline), broadcast_spin_budget);
+}
 
 }  // namespace detail
 
@@ -518,13 +548,15 @@ class Subscriber {
 
   std::optional<Received> receive_impl(std::optional<std::chrono::steady_clock::time_point> deadline) {
     detail::SubscriberState& s = use("receive");
-    for (int spin = 0;; ++spin) {
+    const auto something = [&s] {
+      return s.ring.ready() || s.core->closed.load(std::memory_order_relaxed) != 0;
+    };
+    for (;;) {
       if (std::optional<Received> r = take(s)) return r;
       if (ended_) return std::nullopt;
-      if (spin < detail::broadcast_spins) {
-        detail::cpu_relax();
-        continue;
-      }
+      const std::chrono::nanoseconds budget = detail::spin_budget_before(deadline);
+      if (deadline && budget == std::chrono::nanoseconds::zero()) return std::nullopt;  // timed out
+      if (detail::spin_until_ready(something, budget)) continue;
       std::optional<std::chrono::nanoseconds> sleep;
       if (deadline) {
         sleep = detail::sleep_before(*deadline);
@@ -541,7 +573,6 @@ class Subscriber {
       }
       s.spot.wait_while(word, sleep);
       s.waiting.store(0, std::memory_order_relaxed);
-      spin = detail::broadcast_spins_after_wake;
     }
   }
 
@@ -820,9 +851,16 @@ class Broadcast {
       }
       full = still;
     };
-    for (int spin = 0; full != 0; ++spin) {
-      if (spin < detail::broadcast_spins) {
-        detail::cpu_relax();
+    // Any pending subscriber with room (or gone): worth a retry.
+    const auto some_room = [&] {
+      for (std::size_t k = 0; k < full; ++k)
+        if (!pending[k]->ring.full() || pending[k]->left.load(std::memory_order_relaxed) != 0) return true;
+      return false;
+    };
+    while (full != 0) {
+      const std::chrono::nanoseconds budget = detail::spin_budget_before(deadline);
+      if (deadline && budget == std::chrono::nanoseconds::zero()) break;
+      if (detail::spin_until_ready(some_room, budget)) {
         retry();
         continue;
       }
@@ -838,7 +876,6 @@ class Broadcast {
       retry();
       if (full == 0) break;
       c.publisher_spot.wait_while(word, sleep);
-      spin = detail::broadcast_spins_after_wake;
     }
     // The deadline passed for the rest.
     for (std::size_t k = 0; k < full; ++k) {

@@ -234,6 +234,39 @@ struct LeaveWhilePublishing : rl::test_suite<LeaveWhilePublishing, 2> {
   }
 };
 
+/// The subscriber leaves, taking nothing, while the publisher waits for
+/// room in its full queue (block, no deadline): leave() must wake the
+/// publisher, which then gives up on it; the queued frame is dropped and
+/// every buffer comes back.
+struct LeaveWhileFull : rl::test_suite<LeaveWhileFull, 2> {
+  std::optional<BufferPool> pool;
+  std::optional<Broadcast> channel;
+  std::optional<Subscriber> sub;
+  std::uint32_t queued = 0;
+
+  void before() {
+    pool.emplace(make_pool(4));
+    channel.emplace(2);
+    sub.emplace(channel->subscribe(opts(OnFull::block, 1)));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      for (int n = 0; n < 2; ++n) queued += channel->publish(frame(*pool, n)).queued;  // 0 to 2: the leave may come first
+    } else {
+      sub->leave();
+    }
+  }
+  void after() {
+    RL_ASSERT(queued <= 2);
+    channel->close();
+    RL_ASSERT(channel->in_hands() == 0);
+    RL_ASSERT(pool->available() == 4);
+    sub.reset();
+    channel.reset();
+    pool.reset();
+  }
+};
+
 /// A keep-latest subscriber (queue of 1) that sleeps while the publisher
 /// evicts its oldest frame (2 frames): frames arrive in order, the last one always,
 /// and close() wakes it for the end.
@@ -281,6 +314,7 @@ int main(int argc, char** argv) {
   run.check<RingTwoTakers>("RingTwoTakers", 1, 2);
   run.check<SleepWake>("SleepWake", 1, 1);
   run.check<LeaveWhilePublishing>("LeaveWhilePublishing", 1, 1);
+  run.check<LeaveWhileFull>("LeaveWhileFull", 1, 1);
   run.check<KeepLatestSleeper>("KeepLatestSleeper", 1, 1);
   return run.finish();
 }

@@ -143,6 +143,15 @@ class BroadcastRing {
     return t > h ? static_cast<std::size_t>(t - h) : 0;
   }
 
+  /// True if try_push() would refuse for lack of room right now. Producer
+  /// only (it reads tail_ as the producer knows it). seq_cst: as try_push().
+  bool full() const noexcept {
+    const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    if (pos < capacity_) return false;
+    const std::uint64_t oldest = pos - capacity_;
+    return slots_[oldest & mask_].seq.load(std::memory_order_seq_cst) == oldest + 1;
+  }
+
   /// True if a taker would find an element right now. Any thread.
   bool ready() const noexcept {
     const std::uint64_t pos = head_.load(std::memory_order_relaxed);
