@@ -37,6 +37,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <utility>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -272,15 +276,44 @@ int sustain(const Args& a) {
   std::uint64_t in_file = 0;
   const bool direct = files.back()->stats().direct_io;
   const auto period = std::chrono::duration<double>(1.0 / a.fps);
+  // The camera never waits: at each exposure it takes a free buffer or
+  // counts an overrun (an SDK losing the frame); the recorder's subscriber,
+  // a thread of its own, takes the frames in order and records them
+  // (record() waits while queue_depth frames are in flight: the pool's other
+  // buffers are the slack).
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<std::pair<std::uint64_t, daq_pool::Bytes>> queue;
+  bool done = false;
+  std::thread subscriber([&] {
+    for (;;) {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return done || !queue.empty(); });
+      if (queue.empty()) return;
+      auto [k, view] = std::move(queue.front());
+      queue.pop_front();
+      lock.unlock();
+      if (in_file == per_file) {
+        std::shared_ptr<Recorder> old = files.back();
+        files.push_back(std::make_shared<Recorder>(name(files.size()), o));
+        in_file = 0;
+        closers.emplace_back([old, path = name(files.size() - 2)] {
+          old->close();
+          ::unlink(path.c_str());
+        });
+      }
+      files.back()->record(std::move(view), k, 0);
+      ++in_file;
+    }
+  });
   const auto t0 = Clock::now();
   const double c0 = cpu_seconds();
-  // The camera and the recorder's subscriber are one thread here: record()
-  // only queues; it waits only when queue_depth frames are in flight, and
-  // the pool's spare buffers absorb that, as a block subscriber's queue would.
+  std::uint64_t late = 0;
   for (std::uint64_t k = 0;; ++k) {
     const auto due = t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(k));
     if (due - t0 > std::chrono::duration<double>(a.sustain)) break;
     std::this_thread::sleep_until(due);
+    if (Clock::now() - due > period) ++late;  // this machine could not keep the camera's pace
     ++produced;
     auto b = pool.try_acquire();
     if (!b) {
@@ -288,18 +321,18 @@ int sustain(const Args& a) {
       continue;
     }
     b->set_size(frame);
-    if (in_file == per_file) {
-      std::shared_ptr<Recorder> old = files.back();
-      files.push_back(std::make_shared<Recorder>(name(files.size()), o));
-      in_file = 0;
-      closers.emplace_back([old, path = name(files.size() - 2)] {
-        old->close();
-        ::unlink(path.c_str());
-      });
+    {
+      std::lock_guard lock(m);
+      queue.emplace_back(k, std::move(*b).freeze());
     }
-    files.back()->record(std::move(*b).freeze(), k, 0);
-    ++in_file;
+    cv.notify_one();
   }
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_one();
+  subscriber.join();
   files.back()->close();
   for (auto& t : closers) t.join();
   ::unlink(name(files.size() - 1).c_str());
@@ -310,10 +343,11 @@ int sustain(const Args& a) {
     written += f->stats().bytes_written;
     lost += f->stats().frames_lost;
   }
-  std::printf("sustained %.1f s, %.1f fps x %llu MiB, pool %zu, %s: produced %llu, recorded %llu, camera overruns "
-              "%llu, recorder lost %llu, %.2f GB/s, %s, CPU %.2f s/GB\n",
+  std::printf("sustained %.1f s, %.1f fps x %llu MiB, pool %zu, %s: produced %llu (late %llu), recorded %llu, camera "
+              "overruns %llu, recorder lost %llu, %.2f GB/s, %s, CPU %.2f s/GB\n",
               secs, a.fps, static_cast<unsigned long long>(a.frame_mib), a.pool, a.backend.c_str(),
-              static_cast<unsigned long long>(produced), static_cast<unsigned long long>(written / frame),
+              static_cast<unsigned long long>(produced), static_cast<unsigned long long>(late),
+              static_cast<unsigned long long>(written / frame),
               static_cast<unsigned long long>(overruns), static_cast<unsigned long long>(lost),
               static_cast<double>(written) / secs / 1e9, direct ? "O_DIRECT" : "buffered",
               (cpu_seconds() - c0) / (static_cast<double>(written) / 1e9));
