@@ -1,7 +1,8 @@
 // bench_record (issue 21): how fast frames reach a real disk, every way in
 // the same run, as ratios against the floor:
-//   floor      own O_DIRECT loop: queue_depth threads pwrite 8 MiB blocks from
-//              one aligned buffer (no index, no pool): what the disk takes
+//   floor      own O_DIRECT loop: the file fallocated, then queue_depth
+//              threads pwrite 8 MiB blocks from one aligned buffer (no index,
+//              no pool): what the disk takes
 //   pagecache  write() through the page cache, fdatasync at the end
 //   threads    recording::Recorder (writer threads, O_DIRECT), from a pool
 //   uring      recording::UringRecorder (io_uring, O_DIRECT), from a pool
@@ -33,8 +34,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <utility>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +68,7 @@ struct Args {
   std::size_t pool = 30;
   std::string backend = "uring";
   std::uint64_t rotate_mib = 4096;
+  int repeat = 1;
 };
 
 double cpu_seconds() {
@@ -138,6 +145,9 @@ Result run_floor(const Args& a, const std::string& path) {
   std::atomic<std::uint64_t> next{0};
   const double c0 = cpu_seconds();
   const auto t0 = Clock::now();
+  // The whole file allocated first (timed): the writes then never extend
+  // the file, which ext4 serializes. What the disk takes, at its best.
+  (void)::fallocate(fd, 0, 0, static_cast<off_t>(frames * frame));
   std::vector<std::thread> ts;
   for (std::size_t t = 0; t < a.queue_depth; ++t)
     ts.emplace_back([&] {
@@ -266,15 +276,44 @@ int sustain(const Args& a) {
   std::uint64_t in_file = 0;
   const bool direct = files.back()->stats().direct_io;
   const auto period = std::chrono::duration<double>(1.0 / a.fps);
+  // The camera never waits: at each exposure it takes a free buffer or
+  // counts an overrun (an SDK losing the frame); the recorder's subscriber,
+  // a thread of its own, takes the frames in order and records them
+  // (record() waits while queue_depth frames are in flight: the pool's other
+  // buffers are the slack).
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<std::pair<std::uint64_t, daq_pool::Bytes>> queue;
+  bool done = false;
+  std::thread subscriber([&] {
+    for (;;) {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return done || !queue.empty(); });
+      if (queue.empty()) return;
+      auto [k, view] = std::move(queue.front());
+      queue.pop_front();
+      lock.unlock();
+      if (in_file == per_file) {
+        std::shared_ptr<Recorder> old = files.back();
+        files.push_back(std::make_shared<Recorder>(name(files.size()), o));
+        in_file = 0;
+        closers.emplace_back([old, path = name(files.size() - 2)] {
+          old->close();
+          ::unlink(path.c_str());
+        });
+      }
+      files.back()->record(std::move(view), k, 0);
+      ++in_file;
+    }
+  });
   const auto t0 = Clock::now();
   const double c0 = cpu_seconds();
-  // The camera and the recorder's subscriber are one thread here: record()
-  // only queues; it waits only when queue_depth frames are in flight, and
-  // the pool's spare buffers absorb that, as a block subscriber's queue would.
+  std::uint64_t late = 0;
   for (std::uint64_t k = 0;; ++k) {
     const auto due = t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(k));
     if (due - t0 > std::chrono::duration<double>(a.sustain)) break;
     std::this_thread::sleep_until(due);
+    if (Clock::now() - due > period) ++late;  // this machine could not keep the camera's pace
     ++produced;
     auto b = pool.try_acquire();
     if (!b) {
@@ -282,18 +321,18 @@ int sustain(const Args& a) {
       continue;
     }
     b->set_size(frame);
-    if (in_file == per_file) {
-      std::shared_ptr<Recorder> old = files.back();
-      files.push_back(std::make_shared<Recorder>(name(files.size()), o));
-      in_file = 0;
-      closers.emplace_back([old, path = name(files.size() - 2)] {
-        old->close();
-        ::unlink(path.c_str());
-      });
+    {
+      std::lock_guard lock(m);
+      queue.emplace_back(k, std::move(*b).freeze());
     }
-    files.back()->record(std::move(*b).freeze(), k, 0);
-    ++in_file;
+    cv.notify_one();
   }
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_one();
+  subscriber.join();
   files.back()->close();
   for (auto& t : closers) t.join();
   ::unlink(name(files.size() - 1).c_str());
@@ -304,10 +343,11 @@ int sustain(const Args& a) {
     written += f->stats().bytes_written;
     lost += f->stats().frames_lost;
   }
-  std::printf("sustained %.1f s, %.1f fps x %llu MiB, pool %zu, %s: produced %llu, recorded %llu, camera overruns "
-              "%llu, recorder lost %llu, %.2f GB/s, %s, CPU %.2f s/GB\n",
+  std::printf("sustained %.1f s, %.1f fps x %llu MiB, pool %zu, %s: produced %llu (late %llu), recorded %llu, camera "
+              "overruns %llu, recorder lost %llu, %.2f GB/s, %s, CPU %.2f s/GB\n",
               secs, a.fps, static_cast<unsigned long long>(a.frame_mib), a.pool, a.backend.c_str(),
-              static_cast<unsigned long long>(produced), static_cast<unsigned long long>(written / frame),
+              static_cast<unsigned long long>(produced), static_cast<unsigned long long>(late),
+              static_cast<unsigned long long>(written / frame),
               static_cast<unsigned long long>(overruns), static_cast<unsigned long long>(lost),
               static_cast<double>(written) / secs / 1e9, direct ? "O_DIRECT" : "buffered",
               (cpu_seconds() - c0) / (static_cast<double>(written) / 1e9));
@@ -334,6 +374,7 @@ int main(int argc, char** argv) {
     else if (const char* v = val("--pool=")) a.pool = std::strtoull(v, nullptr, 10);
     else if (const char* v = val("--backend=")) a.backend = v;
     else if (const char* v = val("--rotate-mib=")) a.rotate_mib = std::strtoull(v, nullptr, 10);
+    else if (const char* v = val("--repeat=")) a.repeat = std::atoi(v);
     else die("unknown argument '" + s + "' (see the comment at the top of bench_record.cpp)");
   }
   if (a.frame_mib == 0 || a.size_mib < a.frame_mib || a.queue_depth == 0) die("bad sizes");
@@ -357,32 +398,53 @@ int main(int argc, char** argv) {
   run["h5chunk"] = [&](const std::string& p) { return run_h5(a, p, true); };
   run["h5write"] = [&](const std::string& p) { return run_h5(a, p, false); };
 #endif
-  std::printf("bench_record: %llu MiB per mode in %llu MiB frames, queue depth %zu, under %s\n",
+  std::printf("bench_record: %llu MiB per mode in %llu MiB frames, queue depth %zu, under %s, %d round(s) "
+              "(modes interleaved round by round; the median is shown, min-max beside it)\n\n",
               static_cast<unsigned long long>(a.size_mib), static_cast<unsigned long long>(a.frame_mib),
-              a.queue_depth, a.dir.c_str());
-  std::printf("| mode | GB/s | vs floor | vs pagecache | CPU s/GB | how |\n|---|---:|---:|---:|---:|---|\n");
-  std::map<std::string, double> rate;
-  std::string list = a.modes + ",";
-  // The floor and the page cache first: the others' ratios need them.
+              a.queue_depth, a.dir.c_str(), a.repeat);
   std::vector<std::string> order;
+  const std::string list = a.modes + ",";
   for (std::size_t at = 0, c; (c = list.find(',', at)) != std::string::npos; at = c + 1)
     if (c > at) order.push_back(list.substr(at, c - at));
+  std::map<std::string, std::vector<double>> rates;
+  std::map<std::string, std::vector<double>> cpus;
+  std::map<std::string, std::string> notes;
+  // Round-robin: a disk whose speed drifts (a shared VM's) shifts every mode
+  // alike instead of the ones measured last.
+  for (int round = 0; round < a.repeat; ++round) {
+    for (const std::string& m : order) {
+      if (run.count(m) == 0) continue;
+      const std::string path = a.dir + "/bench_record_" + std::to_string(::getpid()) + "_" + m;
+      const Result r = run[m](path);
+      ::unlink(path.c_str());
+      rates[m].push_back(static_cast<double>(r.bytes) / r.seconds / 1e9);
+      cpus[m].push_back(r.cpu / (static_cast<double>(r.bytes) / 1e9));
+      notes[m] = r.note;
+      std::fprintf(stderr, "round %d %s: %.2f GB/s\n", round + 1, m.c_str(), rates[m].back());
+    }
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  std::printf("| mode | GB/s (median) | min-max | vs floor | vs pagecache | CPU s/GB | how |\n"
+              "|---|---:|---:|---:|---:|---:|---|\n");
   for (const std::string& m : order) {
-    if (run.count(m) == 0) {
-      std::printf("| %s | - | - | - | - | not built |\n", m.c_str());
+    if (rates.count(m) == 0) {
+      std::printf("| %s | - | - | - | - | - | not built |\n", m.c_str());
       continue;
     }
-    const std::string path = a.dir + "/bench_record_" + std::to_string(::getpid()) + "_" + m;
-    const Result r = run[m](path);
-    ::unlink(path.c_str());
-    const double gbs = static_cast<double>(r.bytes) / r.seconds / 1e9;
-    rate[m] = gbs;
+    const double g = median(rates[m]);
     const auto ratio = [&](const char* base) {
-      return rate.count(base) != 0 ? std::to_string(gbs / rate[base]).substr(0, 4) : std::string("-");
+      if (rates.count(base) == 0) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2f", g / median(rates[base]));
+      return std::string(buf);
     };
-    std::printf("| %s | %.2f | %s | %s | %.2f | %s |\n", m.c_str(), gbs, ratio("floor").c_str(),
-                ratio("pagecache").c_str(), r.cpu / (static_cast<double>(r.bytes) / 1e9), r.note.c_str());
-    std::fflush(stdout);
+    const auto [lo, hi] = std::minmax_element(rates[m].begin(), rates[m].end());
+    std::printf("| %s | %.2f | %.2f-%.2f | %s | %s | %.2f | %s |\n", m.c_str(), g, *lo, *hi, ratio("floor").c_str(),
+                ratio("pagecache").c_str(), median(cpus[m]), notes[m].c_str());
   }
+  std::fflush(stdout);
   return 0;
 }

@@ -109,9 +109,11 @@ class RecordingWriter final : public Stage {
     daq_pool::Bytes view = std::move(frame).take();
     bool ok = false;
     const std::int64_t now = daq_pool::recording::detail::now_ns();
-    if (rec_) ok = rec_->record(std::move(view), number, now);
+    if (rec_) {
+      ok = rec_->record(std::move(view), number, now);
+    }
 #if defined(FRAME_PIPELINE_HAVE_HDF5)
-    if (hdf5_) {
+    else if (hdf5_) {
       // HDF5 allocates inside its calls (chunk index, metadata cache): its
       // allocations, counted apart as a library's; daq-pool's path allocates
       // nothing (the .dqr recorder: test_recorder_zero_alloc).
@@ -119,7 +121,6 @@ class RecordingWriter final : public Stage {
       ok = hdf5_->record(std::move(view), number, now);
     }
 #endif
-    view.reset();
     if (ok) {
       offered_ += size;
     } else {

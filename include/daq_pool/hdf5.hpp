@@ -18,6 +18,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "daq_pool/bytes.hpp"
 
@@ -150,10 +151,9 @@ class Hdf5Recorder {
     numbers_ = make_dataset(options_.frame_numbers_dataset, H5T_STD_U64LE, 1, dims1, maxdims1, chunk1);
     stamps_ = make_dataset(options_.timestamps_dataset, H5T_STD_I64LE, 1, dims1, maxdims1, chunk1);
     if (options_.swmr) check(H5Fstart_swmr_write(file_.get()), "H5Fstart_swmr_write");
-    // One element's memory and file spaces for the frame numbers and
-    // timestamps, reused for every frame.
-    const hsize_t one[1] = {1};
-    mem_one_ = detail::Id<H5Sclose>(H5Screate_simple(1, one, nullptr));
+    const std::size_t batch = options_.flush_every != 0 && options_.flush_every < 1024 ? options_.flush_every : 1024;
+    numbers_batch_.resize(batch);
+    stamps_batch_.resize(batch);
   }
 
   Hdf5Recorder(const Hdf5Recorder&) = delete;
@@ -180,15 +180,20 @@ class Hdf5Recorder {
     errno = 0;  // so that an error's errno (EFBIG, ENOSPC...) is this frame's
     const hsize_t n = stats_.frames_written;
     const hsize_t grow3[3] = {n + 1, options_.height, options_.width};
-    const hsize_t grow1[1] = {n + 1};
     const hsize_t at3[3] = {n, 0, 0};
     if (!ok(H5Dset_extent(frames_.get(), grow3), "H5Dset_extent of", frame_number) ||
         !ok(H5Dwrite_chunk(frames_.get(), H5P_DEFAULT, 0, at3, frame_bytes_, frame.data()), "H5Dwrite_chunk of",
-            frame_number) ||
-        !ok(H5Dset_extent(numbers_.get(), grow1), "H5Dset_extent (frame numbers) of", frame_number) ||
-        !ok(H5Dset_extent(stamps_.get(), grow1), "H5Dset_extent (timestamps) of", frame_number) ||
-        !write_one(numbers_.get(), H5T_NATIVE_UINT64, n, &frame_number, frame_number) ||
-        !write_one(stamps_.get(), H5T_NATIVE_INT64, n, &timestamp_ns, frame_number)) {
+            frame_number)) {
+      ++stats_.frames_lost;
+      return false;
+    }
+    // The frame numbers and timestamps wait in a preallocated batch, written
+    // (two set_extent + two H5Dwrite) when it is full or at a flush: per
+    // frame they cost more than the frame's chunk itself.
+    numbers_batch_[batched_] = frame_number;
+    stamps_batch_[batched_] = timestamp_ns;
+    ++batched_;
+    if (batched_ == numbers_batch_.size() && !write_batch()) {
       ++stats_.frames_lost;
       return false;
     }
@@ -204,7 +209,7 @@ class Hdf5Recorder {
   bool flush() noexcept {
     if (failed_ || !file_) return false;
     ++stats_.flushes;
-    return ok(H5Dflush(frames_.get()), "H5Dflush of the frames after frame", stats_.frames_written) &&
+    return write_batch() && ok(H5Dflush(frames_.get()), "H5Dflush of the frames after frame", stats_.frames_written) &&
            ok(H5Dflush(numbers_.get()), "H5Dflush of the frame numbers after frame", stats_.frames_written) &&
            ok(H5Dflush(stamps_.get()), "H5Dflush of the timestamps after frame", stats_.frames_written);
   }
@@ -214,7 +219,6 @@ class Hdf5Recorder {
   void close() noexcept {
     if (!file_) return;
     flush();
-    mem_one_.reset();
     frames_.reset();
     numbers_.reset();
     stamps_.reset();
@@ -254,13 +258,32 @@ class Hdf5Recorder {
     return d;
   }
 
-  bool write_one(hid_t dset, hid_t mem_type, hsize_t at, const void* value, std::uint64_t frame) noexcept {
+  // Appends the batched frame numbers and timestamps (the frames before
+  // them are in `frames` already).
+  bool write_batch() noexcept {
+    if (batched_ == 0) return true;
+    const hsize_t first = written_meta_;
+    const hsize_t count[1] = {batched_};
+    const hsize_t grow[1] = {first + batched_};
+    const std::uint64_t frame = numbers_batch_[batched_ - 1];
+    if (!ok(H5Dset_extent(numbers_.get(), grow), "H5Dset_extent (frame numbers) up to", frame) ||
+        !ok(H5Dset_extent(stamps_.get(), grow), "H5Dset_extent (timestamps) up to", frame) ||
+        !write_many(numbers_.get(), H5T_NATIVE_UINT64, first, count, numbers_batch_.data(), frame) ||
+        !write_many(stamps_.get(), H5T_NATIVE_INT64, first, count, stamps_batch_.data(), frame))
+      return false;
+    written_meta_ += batched_;
+    batched_ = 0;
+    return true;
+  }
+
+  bool write_many(hid_t dset, hid_t mem_type, hsize_t at, const hsize_t* count, const void* values,
+                  std::uint64_t frame) noexcept {
     detail::Id<H5Sclose> fspace(H5Dget_space(dset));
+    detail::Id<H5Sclose> mspace(H5Screate_simple(1, count, nullptr));
     const hsize_t start[1] = {at};
-    const hsize_t count[1] = {1};
-    if (!fspace || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
-      return ok(-1, "selecting the element of", frame);
-    return ok(H5Dwrite(dset, mem_type, mem_one_.get(), fspace.get(), H5P_DEFAULT, value), "H5Dwrite (metadata) of",
+    if (!fspace || !mspace || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0)
+      return ok(-1, "selecting the elements up to", frame);
+    return ok(H5Dwrite(dset, mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, values), "H5Dwrite (metadata) up to",
               frame);
   }
 
@@ -290,7 +313,10 @@ class Hdf5Recorder {
   detail::Id<H5Dclose> frames_;
   detail::Id<H5Dclose> numbers_;
   detail::Id<H5Dclose> stamps_;
-  detail::Id<H5Sclose> mem_one_;
+  std::vector<std::uint64_t> numbers_batch_;  // frame numbers not yet written
+  std::vector<std::int64_t> stamps_batch_;    // their timestamps
+  std::size_t batched_ = 0;
+  hsize_t written_meta_ = 0;  // frame numbers / timestamps written
   Hdf5Stats stats_;
   bool failed_ = false;
   std::string error_;

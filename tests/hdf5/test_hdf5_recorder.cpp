@@ -6,12 +6,12 @@
 #include <daq_pool/buffer_pool.hpp>
 #include <daq_pool/hdf5.hpp>
 
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <string>

@@ -101,7 +101,9 @@ class Recorder : public RecorderBase {
   /// recording_error (can't open or write the file; O_DIRECT refused with
   /// allow_buffered_fallback false).
   Recorder(std::string path, const RecorderOptions& options) : RecorderBase(std::move(path), options) {
-    const std::size_t threads = options.writer_threads != 0 ? options.writer_threads : options.queue_depth;
+    // One writer more than queue_depth by default: one may be writing an
+    // entry while queue_depth payloads are in flight.
+    const std::size_t threads = options.writer_threads != 0 ? options.writer_threads : options.queue_depth + 1;
     const std::size_t bounce = bounce_size();
     scratch_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
@@ -148,6 +150,10 @@ class Recorder : public RecorderBase {
       const std::size_t size = job.view.size();
       bool ok = !file_.failed() && file_.write_payload(job, s.bounce.get(), bounce_size());
       job.view.reset();  // the payload is written (or never will be): the buffer goes back
+      // The frame's place in the queue is free as soon as its buffer is:
+      // queue_depth bounds the buffers held; the entry (one block) is
+      // written while another writer starts the next frame's payload.
+      file_.finished();
       ok = ok && file_.write_entry(job, size, s.entry.get());
       if (ok) {
         file_.note_end(job.record, size);
@@ -155,7 +161,6 @@ class Recorder : public RecorderBase {
       } else {
         file_.count_lost();
       }
-      file_.finished();
     }
   }
 

@@ -59,7 +59,7 @@ struct RecorderOptions {
   /// pool buffers the recorder may hold. Size the pool for it: a camera
   /// needs its own buffers on top (docs/recording.md, "Sizing the pool").
   std::size_t queue_depth = 4;
-  /// Writer threads of the portable backend (0: queue_depth of them).
+  /// Writer threads of the portable backend (0: queue_depth + 1 of them).
   std::size_t writer_threads = 0;
   /// Ask for O_DIRECT (default). false: always write through the page cache.
   bool direct = true;
@@ -87,7 +87,7 @@ struct RecorderStats {
   std::uint64_t frames_lost = 0;     ///< frames given to the recorder and not written
   std::uint64_t errors = 0;          ///< failed system calls (the first is error())
   std::uint64_t frames_copied = 0;   ///< views not aligned for O_DIRECT, copied through the bounce buffer
-  std::uint64_t in_flight = 0;       ///< frames held right now
+  std::uint64_t in_flight = 0;       ///< frames (buffers) held right now; their entries may still be in flight
   bool direct_io = false;            ///< O_DIRECT in use (false: buffered, see fallback_reason)
   std::uint32_t block_size = 0;      ///< the file's alignment A (bytes)
   std::uint32_t dio_mem_align = 0;   ///< memory alignment O_DIRECT needs (bytes)
