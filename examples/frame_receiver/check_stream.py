@@ -318,6 +318,10 @@ def case_garbage(c, kind):
     """Garbage and truncated messages: each one a counted bad frame, never a
     crash; the valid frames around them are received."""
     rf = load_python_receiver(c.a.python_receiver)
+    # A sender of many frame sizes does not grow the Python receiver's cache.
+    for words in range(1, 50):
+        rf._expected_words(0, words)
+    check(len(rf._base_cache) <= rf._BASE_CACHE_SIZES, f"_base_cache holds {len(rf._base_cache)} sizes")
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 5000)
