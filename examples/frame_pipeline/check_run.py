@@ -226,7 +226,8 @@ def mode_failures(binary, tmpdir):
 
 FLAGS = ["--duration", "--frames", "--frame-bytes", "--fps", "--pool", "--timeout", "--on-exhausted", "--out",
          "--writer-mbps", "--preview-every", "--corrupt-every", "--source", "--publish",
-         "--publish-mode", "--publish-hwm", "--serve", "--encode",
+         "--publish-mode", "--publish-hwm", "--publish-budget", "--publish-full", "--publish-key", "--publish-allow",
+         "--serve", "--encode",
          "--json", "--quiet", "--help"]
 
 

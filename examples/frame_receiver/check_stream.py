@@ -318,6 +318,10 @@ def case_garbage(c, kind):
     """Garbage and truncated messages: each one a counted bad frame, never a
     crash; the valid frames around them are received."""
     rf = load_python_receiver(c.a.python_receiver)
+    # A sender of many frame sizes does not grow the Python receiver's cache.
+    for words in range(1, 50):
+        rf._expected_words(0, words)
+    check(len(rf._base_cache) <= rf._BASE_CACHE_SIZES, f"_base_cache holds {len(rf._base_cache)} sizes")
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 5000)
@@ -387,10 +391,31 @@ def case_bad_endpoints(c):
                        (["--publish-hwm=-1", "--publish=tcp://127.0.0.1:*"], "--publish-hwm"),
                        (["--publish-hwm=2000000", "--publish=tcp://127.0.0.1:*"], "--publish-hwm"),
                        (["--publish-mode=pub"], "--publish-mode"),
+                       (["--publish-key=s.key_secret", "--publish=tcp://127.0.0.1:*"], "--publish-key"),
+                       (["--publish-budget=0", "--publish=tcp://127.0.0.1:*"], "--publish-budget"),
+                       (["--publish-full=maybe", "--publish=tcp://127.0.0.1:*"], "--publish-full"),
                        (["--publish="], "--publish")]:
         with c.sender(*args) as snd:
             code = snd.finish()
         check(code == 2 and flag in snd.text("err") and "allowed" in snd.text("err"), f"{args}: not refused")
+    # Key files that are not there, or not keys: exit 2 naming the flag and the file.
+    k = make_keys(c, "rx")
+    for args, words in [([f"--publish-key={c.tmpdir}/none.key_secret", f"--publish-allow={k['rx'][0]}"],
+                         ["none.key_secret"]),
+                        ([f"--publish-key={k['rx'][0]}", f"--publish-allow={k['rx'][0]}"], ["no secret-key"]),
+                        ([f"--publish-key={k['rx'][1]}", f"--publish-allow={c.tmpdir}/keys/rx.key_secret_not"],
+                         ["--publish-allow", "rx.key_secret_not"])]:
+        with c.sender("--frames=5", "--pool=1", "--frame-bytes=64K", "--publish=tcp://127.0.0.1:*", *args) as snd:
+            code = snd.finish()
+        check(code == 2 and all(w in snd.text("err") for w in words), f"{args}: not refused with {words}")
+    for kind in ("cpp", "python"):
+        with c.receiver(kind, "tcp://127.0.0.1:1", f"--server-key={k['rx'][0]}", f"--key={k['rx'][0]}") as rcv:
+            code = rcv.finish()
+        check(code == 2 and "--key" in rcv.text("err") and "secret" in rcv.text("err"),
+              f"{kind}: a public key file as --key not refused")
+        with c.receiver(kind, "tcp://nohost.invalid:1") as rcv:
+            code = rcv.finish()
+        check(code == 2 and "does not resolve" in rcv.text("err"), f"{kind}: an unresolvable host not refused")
     for kind in ("cpp", "python"):
         for endpoint, reason in [("bogus://nowhere", zmq.strerror(zmq.EPROTONOSUPPORT)),
                                  ("tcp://127.0.0.1", zmq.strerror(zmq.EINVAL))]:

@@ -286,7 +286,12 @@ int run(const Options& opt) {
     socket->set(ZMQ_RCVTIMEO, 100);  // wake up to check the limits and Ctrl-C
     // A peer's length prefix may not make libzmq allocate more than this.
     socket->set_int64(ZMQ_MAXMSGSIZE, dz::max_message_bytes(opt.max_frame_bytes));
-    dz::set_liveness(*socket);
+    // TCP keepalive only: ZMTP heartbeats on a receiver that reads slower
+    // than frames arrive crash libzmq 4.3.4 (see daq_pool::zmq::set_liveness);
+    // the sender's heartbeats drop a dead connection from its side.
+    dz::Liveness keepalive_only;
+    keepalive_only.heartbeat_ms = 0;
+    dz::set_liveness(*socket, keepalive_only);
     if (opt.subscribe) socket->set(ZMQ_SUBSCRIBE, std::span<const std::byte>());  // every frame
     if (!opt.key.empty()) dz::make_curve_client(*socket, my_keys, server_keys.public_key);
     monitor.emplace(*ctx, *socket);

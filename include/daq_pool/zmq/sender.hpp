@@ -1,7 +1,37 @@
 // daq_pool/zmq/sender.hpp: zero-copy sends of Bytes views (send_view) and
 // the framed stream's sender (FrameSender). Part of the daq_pool::zmq
-// integration (needs libzmq); see daq_pool/zmq.hpp for which thread runs the
-// free function that gives a sent buffer back.
+// integration (needs libzmq).
+//
+// Which thread runs the free function (read from libzmq 4.3.4's source:
+// src/msg.cpp msg_t::close, src/encoder.hpp, src/dist.cpp, src/lb.cpp,
+// src/pipe.cpp, src/stream_engine_base.cpp):
+//   - libzmq's I/O thread of the socket's context, normally: its TCP/IPC
+//     engine writes the payload from the buffer into the kernel and closes
+//     the message when the last byte is written (encoder_base_t::encode, on
+//     the engine's next output event); also when a connection goes away
+//     with messages still queued (pipe_t::process_pipe_term_ack drains them)
+//     and when linger expires at zmq_close / zmq_ctx_term;
+//   - the thread calling zmq_msg_send, before it returns, when libzmq drops
+//     the message at once: PUB with no subscriber or every subscriber at its
+//     high-water mark (dist_t::distribute), PUSH whose peer died in the
+//     middle of a multipart message (lb_t::sendpipe, socket_base_t::send);
+//   - the thread calling zmq_msg_close on a message whose send failed (this
+//     header does that itself, then gives the view back to the caller);
+//   - libzmq's reaper thread, for the unflushed parts of an incomplete
+//     multipart message of a socket being closed (pipe_t::rollback; never a
+//     payload of this header's frames, which is always the last part);
+//   - over inproc:// the receiving application thread, when it closes the
+//     message it received (it holds the very same buffer: read-only!).
+// Never after zmq_ctx_term() returned for the socket's context (it waits for
+// every socket to be closed and every pipe to be torn down), except for
+// messages an application thread still holds (inproc). The free function
+// touches only the view's reference (Bytes::release_raw: one atomic
+// decrement; the last one runs the pool's reset on that thread, which with
+// BufferPoolOptions::zero_on_release scrubs the buffer there), two
+// process-wide counters and, for a FrameSender's frames, the frame's slot of
+// the sender's budget (the last free function after the sender is gone
+// deletes the budget's block: the one free it may make); it never
+// allocates, blocks or calls into libzmq.
 #pragma once
 
 #include <zmq.h>

@@ -192,7 +192,7 @@ class Socket {
 /// within seconds instead of when the OS gives up on the TCP connection
 /// (hours with Linux's defaults).
 struct Liveness {
-  int heartbeat_ms = 1000;  ///< ZMQ_HEARTBEAT_IVL: a ZMTP PING this often
+  int heartbeat_ms = 1000;  ///< ZMQ_HEARTBEAT_IVL: a ZMTP PING this often (0: no ZMTP heartbeats)
   int timeout_ms = 3000;    ///< ZMQ_HEARTBEAT_TIMEOUT: no traffic for this long after a PING: disconnect
   int ttl_ms = 3000;        ///< ZMQ_HEARTBEAT_TTL: the peer may drop us after this long without a PING
   int keepalive_idle_s = 5;   ///< ZMQ_TCP_KEEPALIVE_IDLE: TCP probes after this long idle (a vanished host)
@@ -201,14 +201,24 @@ struct Liveness {
 };
 
 /// Turns on ZMTP heartbeats and TCP keepalive on `socket` (before bind or
-/// connect). A peer that stops reading (SIGSTOP, a hung process) answers no
+/// connect): for the sending side. A peer that stops reading (SIGSTOP, a hung process) answers no
 /// PING: after timeout_ms libzmq drops the connection and releases what it
 /// queued for it; a connecting peer reconnects by itself when it comes back.
 /// Throws zmq_error.
+///
+/// heartbeat_ms 0: TCP keepalive only. That is what a *receiving* socket
+/// should use with libzmq 4.3.4: a receiver that reads slower than frames
+/// arrive stops reading its connection (its pipe is full), misses the
+/// sender's PONGs, times its own connection out, and libzmq then aborts
+/// the process on `Assertion failed: !_io_error
+/// (src/stream_engine_base.cpp:331)` when the input restarts (seen in
+/// zmq_stream_push_drop). Senders (PUSH, PUB) never stop reading theirs.
 inline void set_liveness(Socket& socket, const Liveness& l = {}) {
-  socket.set(ZMQ_HEARTBEAT_IVL, l.heartbeat_ms);
-  socket.set(ZMQ_HEARTBEAT_TIMEOUT, l.timeout_ms);
-  socket.set(ZMQ_HEARTBEAT_TTL, l.ttl_ms);
+  if (l.heartbeat_ms > 0) {
+    socket.set(ZMQ_HEARTBEAT_IVL, l.heartbeat_ms);
+    socket.set(ZMQ_HEARTBEAT_TIMEOUT, l.timeout_ms);
+    socket.set(ZMQ_HEARTBEAT_TTL, l.ttl_ms);
+  }
   socket.set(ZMQ_TCP_KEEPALIVE, 1);
   socket.set(ZMQ_TCP_KEEPALIVE_IDLE, l.keepalive_idle_s);
   socket.set(ZMQ_TCP_KEEPALIVE_INTVL, l.keepalive_interval_s);
