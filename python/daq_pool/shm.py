@@ -250,6 +250,14 @@ class Subscriber:
         self._check_pool_fd(pool_fd, region)
         if os.fstat(ctrl_fd).st_size < ctrl_bytes:
             raise ProtocolError(f"{p}: the control memory is smaller than the hello's control_bytes {ctrl_bytes}")
+        # The pool's descriptor is read-only and the memfd sealed: a writable
+        # shared mapping must be refused (else another process could change
+        # frames under every subscriber).
+        try:
+            mmap.mmap(pool_fd, region, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE).close()
+            self.write_refused = False
+        except OSError:
+            self.write_refused = True  #: True: the pool could not be mapped writable (as it must be)
         self._mapping = mmap.mmap(pool_fd, region, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._ctrl = mmap.mmap(ctrl_fd, ctrl_bytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         os.close(pool_fd)
@@ -277,6 +285,12 @@ class Subscriber:
         finds this subscriber waiting). The end of the stream also shows on
         the socket (``socket_fileno()``)."""
         return self._wake_fd
+
+    @property
+    def state(self) -> int:
+        """The server's word on this subscriber: 0 live, 1 revoked (lease
+        expired or protocol broken: what it held was taken back), 2 stopped."""
+        return int(self._c32[_STATE // 4])
 
     def socket_fileno(self) -> int:
         """The Unix socket's descriptor: it reports the server's end (POLLHUP)."""
