@@ -8,7 +8,6 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import textwrap
 
