@@ -16,7 +16,7 @@ hello brings four descriptors (pool memfd, this subscriber's control memfd,
 its wake eventfd, the server's wake eventfd); frames arrive through a ring
 in the control region and go back through a release ring, with no system
 call per frame while both sides are busy. Version 1 (frame and "done"
-messages on the socket) is still read when a server speaks it.
+messages on the socket) is gone from daq-pool and refused here.
 
 Memory ordering in Python: the ring indices are aligned 8-byte words read
 and written through numpy scalars (one load / one store each). The protocol
@@ -53,18 +53,14 @@ __all__ = ["Subscriber", "EndOfStream", "RefusedError", "PROTOCOL_VERSION", "PRO
 # ---- the socket messages (daq_pool/shm/protocol.hpp) ------------------------
 MAGIC = 0x48535144  # "DQSH"
 PROTOCOL_VERSION = 2
-PROTOCOL_VERSIONS = (1, 2)
-TYPE_HELLO, TYPE_FRAME, TYPE_DONE, TYPE_REFUSED = 1, 2, 3, 4
+PROTOCOL_VERSIONS = (2,)
+TYPE_HELLO, TYPE_REFUSED = 1, 4
 _HEADER = struct.Struct("<IHH")  # magic, version, type
 # v2 hello: header, region_size, buffer_capacity, buffer_stride, buffer_count, max_in_flight, subscriber_id,
 # control_bytes, ring_slots, reserved, lease_ns
 _HELLO2 = struct.Struct("<IHHQQQIIQQIIQ")
 _REFUSED = struct.Struct("<IHHII")
-# v1: hello, frame and done messages on the socket
-_HELLO1 = struct.Struct("<IHHQQQIIQ")
-_FRAME1 = struct.Struct("<IHHIIQQQQ")
-_DONE1 = struct.Struct("<IHHIIQ")
-assert (_HELLO2.size, _REFUSED.size, _HELLO1.size, _FRAME1.size, _DONE1.size) == (72, 16, 48, 48, 24)
+assert (_HELLO2.size, _REFUSED.size) == (72, 16)
 MAX_IN_FLIGHT_LIMIT = 4096
 REFUSE_REASONS = {1: "this process's user is not the server's (SO_PEERCRED); the server's uid is {limit}",
                   2: "max_subscribers ({limit}) are already connected",
@@ -168,12 +164,10 @@ class Subscriber:
         self.refused = 0
         self.bad_messages = 0
         self.released = 0
-        self._skipped_v1 = 0
         self._held: Dict[Any, bool] = {}
         self._release_lock = threading.Lock()
         self._closed = False
         self._eof = False
-        self._last_sequence: Optional[int] = None
         self._fds: List[int] = []
         self._sock = self._connect(connect_timeout)
         try:
@@ -227,10 +221,7 @@ class Subscriber:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ProtocolError(f"{p}: the hello or its descriptors were truncated")
         self.protocol_version = version
-        if version == 1:
-            self._hello_v1(data)
-        else:
-            self._hello_v2(data)
+        self._hello_v2(data)
 
     def _check_pool_fd(self, fd: int, region: int) -> None:
         if os.fstat(fd).st_size < region:
@@ -238,21 +229,6 @@ class Subscriber:
                                 f"hello's region_size {region}")
         if not fcntl.fcntl(fd, _F_GET_SEALS) & _F_SEAL_SHRINK:
             raise ProtocolError(f"{self.path}: the server's memory is not sealed against shrinking; refusing to map it")
-
-    def _hello_v1(self, data: bytes) -> None:
-        if len(data) != _HELLO1.size or len(self._fds) != 1:
-            raise ProtocolError(f"{self.path}: the v1 hello is not {_HELLO1.size} bytes with one descriptor "
-                                f"(got {len(data)} bytes, {len(self._fds)} descriptors)")
-        _, _, kind, region, cap, stride, count, mif, sub_id = _HELLO1.unpack(data)
-        if kind != TYPE_HELLO or count < 1 or stride < cap or count * stride > region:
-            raise ProtocolError(f"{self.path}: the hello's geometry ({count} buffers of {cap} bytes, stride {stride}) "
-                                f"does not fit its region ({region} bytes)")
-        self.hello = dict(region_size=region, buffer_capacity=cap, buffer_stride=stride, buffer_count=count,
-                          max_in_flight=mif, subscriber_id=sub_id)
-        self._check_pool_fd(self._fds[0], region)
-        self._mapping = mmap.mmap(self._fds[0], region, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-        self._close_fds()
-        self.region_size = region
 
     def _hello_v2(self, data: bytes) -> None:
         p = self.path
@@ -274,6 +250,14 @@ class Subscriber:
         self._check_pool_fd(pool_fd, region)
         if os.fstat(ctrl_fd).st_size < ctrl_bytes:
             raise ProtocolError(f"{p}: the control memory is smaller than the hello's control_bytes {ctrl_bytes}")
+        # The pool's descriptor is read-only and the memfd sealed: a writable
+        # shared mapping must be refused (else another process could change
+        # frames under every subscriber).
+        try:
+            mmap.mmap(pool_fd, region, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE).close()
+            self.write_refused = False
+        except OSError:
+            self.write_refused = True  #: True: the pool could not be mapped writable (as it must be)
         self._mapping = mmap.mmap(pool_fd, region, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._ctrl = mmap.mmap(ctrl_fd, ctrl_bytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         os.close(pool_fd)
@@ -297,10 +281,16 @@ class Subscriber:
         """A descriptor that turns readable when a frame may be waiting or
         the stream may have ended, for select/poll/asyncio loops: call
         ``receive(timeout=0)`` until it returns None (which arms it), then
-        wait for it. Protocol 2: the wake eventfd (the server writes it when
-        it finds this subscriber waiting); protocol 1: the socket. The end of
-        the stream also shows on the socket (``socket_fileno()``)."""
-        return self._wake_fd if self.protocol_version == 2 else self._sock.fileno()
+        wait for it. It is the wake eventfd (the server writes it when it
+        finds this subscriber waiting). The end of the stream also shows on
+        the socket (``socket_fileno()``)."""
+        return self._wake_fd
+
+    @property
+    def state(self) -> int:
+        """The server's word on this subscriber: 0 live, 1 revoked (lease
+        expired or protocol broken: what it held was taken back), 2 stopped."""
+        return int(self._c32[_STATE // 4])
 
     def socket_fileno(self) -> int:
         """The Unix socket's descriptor: it reports the server's end (POLLHUP)."""
@@ -314,9 +304,7 @@ class Subscriber:
     @property
     def skipped(self) -> int:
         """Frames the server skipped for this subscriber (exact: the server's count)."""
-        if self.protocol_version == 2:
-            return int(self._c64[_SKIPPED // 8])  # the control region stays mapped after close()
-        return self._skipped_v1
+        return int(self._c64[_SKIPPED // 8])  # the control region stays mapped after close()
 
     def receive(self, timeout: Optional[float] = None) -> Optional[np.ndarray]:
         """The next frame as a read-only numpy array over the shared memory,
@@ -332,9 +320,7 @@ class Subscriber:
         if self._closed:
             raise ValueError(f"{self.path}: subscriber is closed")
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.protocol_version == 2:
-            return self._receive_v2(deadline)
-        return self._receive_v1(deadline)
+        return self._receive_v2(deadline)
 
     def _wait(self, fds: List[Any], deadline: Optional[float]) -> bool:
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -438,67 +424,6 @@ class Subscriber:
                 os.write(self._server_wake_fd, _ONE)
             except OSError:
                 pass
-        if self._closed and not self._held:
-            self._close_all()
-
-    # ---- protocol 1 -------------------------------------------------------
-    def _receive_v1(self, deadline: Optional[float]) -> Optional[FrameBuffer]:
-        while True:
-            if self._eof:
-                raise EndOfStream(f"{self.path}: the server ended the stream")
-            if not self._wait([self._sock], deadline):
-                return None
-            try:
-                data = self._sock.recv(64)
-            except OSError:
-                data = None
-            if not data and (data is None or self._socket_closed()):
-                self._eof = True
-                continue
-            frame = self._frame_v1(data)
-            if frame is not None:
-                return frame
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-
-    def _frame_v1(self, data: bytes) -> Optional[FrameBuffer]:
-        if len(data) != _FRAME1.size:
-            self.bad_messages += 1
-            return None
-        magic, version, kind, slot, reserved, sequence, offset, size, ts = _FRAME1.unpack(data)
-        if (magic, version, kind, reserved) != (MAGIC, 1, TYPE_FRAME, 0) or slot >= self.hello["max_in_flight"]:
-            self.bad_messages += 1
-            return None
-        if self._last_sequence is not None and sequence > self._last_sequence + 1:
-            self._skipped_v1 += sequence - self._last_sequence - 1
-        self._last_sequence = sequence if self._last_sequence is None else max(sequence, self._last_sequence)
-        token = (slot, sequence)
-        self._held[token] = True
-        if size == 0 or offset + size > self.region_size:
-            self.refused += 1
-            self._release_v1(token)
-            return None
-        try:
-            frame = FrameBuffer(self.base_address + offset, size, keep=self, on_release=self._release_v1, token=token,
-                                dtype=self.dtype, shape=self.shape, number=sequence, timestamp_ns=ts,
-                                sequence=sequence)
-        except ValueError:
-            self.refused += 1
-            self._release_v1(token)
-            return None
-        self.received += 1
-        return frame
-
-    def _release_v1(self, token: Tuple[int, int]) -> None:
-        if self._held.pop(token, None) is None:
-            return
-        self.released += 1
-        slot, sequence = token
-        try:
-            with self._release_lock:
-                self._sock.send(_DONE1.pack(MAGIC, 1, TYPE_DONE, slot, 0, sequence))
-        except OSError:
-            pass  # the server is gone: it let the buffer go itself
         if self._closed and not self._held:
             self._close_all()
 

@@ -10,7 +10,6 @@ import sys
 import threading
 
 import numpy as np
-import pytest
 
 import daq_pool
 from support import Child, need_module, tool, until
@@ -25,7 +24,7 @@ def run_cli(*args, timeout=60):
 
 
 def png_stats(path):
-    image = need_module("matplotlib.image")
+    need_module("matplotlib")
     import matplotlib.image as mpimg
     img = mpimg.imread(path)  # floats in [0, 1], (H, W, 4)
     return img

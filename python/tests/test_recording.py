@@ -14,7 +14,6 @@ import zlib
 import numpy as np
 import pytest
 
-import daq_pool
 from daq_pool import RecordingError, VersionError, address_of, frame_of
 from daq_pool import recording
 from support import Child, need_module, tool

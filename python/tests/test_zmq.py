@@ -1,10 +1,8 @@
 """daq_pool.zmq.Receiver against the real C++ sender (frame_pipeline
 --publish, a process of its own) on ipc:// in a temp dir and on
 tcp://127.0.0.1, and against hand-made bad messages (a Python PUSH)."""
-import gc
 import os
 import re
-import signal
 import subprocess
 
 import numpy as np
@@ -12,11 +10,10 @@ import pytest
 
 zmq = pytest.importorskip("zmq")
 
-import daq_pool  # noqa: E402
 from daq_pool import FrameRefused, VersionError, address_of, frame_of  # noqa: E402
 from daq_pool.zmq import (CHECKSUM_FULL, CHECKSUM_NONE, CHECKSUM_SAMPLED, EndOfStream, Receiver,  # noqa: E402
                           encode_header, load_curve_key, wire_checksum)
-from support import Child, pattern_number, pattern_ok, tool, until  # noqa: E402
+from support import Child, pattern_ok, tool, until  # noqa: E402
 
 
 # The demo drops a frame ZeroMQ has no room for unless told to wait (where
