@@ -316,8 +316,10 @@ class Received {
  public:
   /// Nothing held.
   Received() noexcept = default;
+  /// Takes over `o`'s frame; `o` holds nothing. Never allocates.
   Received(Received&& o) noexcept
       : bytes_(std::move(o.bytes_)), tag_(o.tag_), state_(std::exchange(o.state_, nullptr)) {}
+  /// Drops the frame held now, then takes over `o`'s. Never allocates.
   Received& operator=(Received&& o) noexcept {
     if (this != &o) {
       reset();
@@ -384,7 +386,9 @@ class Subscriber {
   /// A subscriber that has left (or never joined): every use but stats-free
   /// queries throws std::logic_error.
   Subscriber() noexcept = default;
+  /// Takes over `o`'s membership; `o` becomes a subscriber that has left. Never allocates.
   Subscriber(Subscriber&& o) noexcept : state_(std::exchange(o.state_, nullptr)), ended_(o.ended_) {}
+  /// Leaves (as the destructor does), then takes over `o`'s membership. Never allocates.
   Subscriber& operator=(Subscriber&& o) noexcept {
     if (this != &o) {
       leave();
@@ -597,7 +601,7 @@ class Broadcast {
   /// The largest queue capacity a subscriber may ask for.
   static constexpr std::size_t max_capacity = std::size_t{1} << 20;
 
-  /// A channel for up to `max_subscribers` subscribers at once (1 ..
+  /// A channel for up to `max_subscribers` subscribers at once (from 1 to
   /// max_subscribers_limit; else std::invalid_argument naming the limit).
   /// Allocates its table.
   explicit Broadcast(std::size_t max_subscribers = 16) {
@@ -606,7 +610,9 @@ class Broadcast {
                                   ", must be 1.." + std::to_string(max_subscribers_limit));
     core_ = std::make_shared<detail::BroadcastCore>(max_subscribers);
   }
+  /// Takes over `other`'s channel (its subscribers stay attached). Never allocates.
   Broadcast(Broadcast&&) noexcept = default;
+  /// Closes this channel (as the destructor does), then takes over `o`'s. Not thread-safe.
   Broadcast& operator=(Broadcast&& o) noexcept {
     if (this != &o) {
       shut_down();

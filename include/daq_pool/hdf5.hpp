@@ -42,8 +42,8 @@ struct Hdf5Options {
   /// Dataset names: the frames, their frame numbers (uint64), their
   /// timestamps (int64, ns).
   std::string frames_dataset = "frames";
-  std::string frame_numbers_dataset = "frame_numbers";
-  std::string timestamps_dataset = "timestamps";
+  std::string frame_numbers_dataset = "frame_numbers";  ///< see frames_dataset
+  std::string timestamps_dataset = "timestamps";        ///< see frames_dataset
   /// Flush (H5Dflush of the three datasets) every this many frames, so that
   /// a SWMR reader sees them; 0: only at close. A flush costs metadata
   /// writes; 1 makes every frame visible at once.

@@ -71,8 +71,10 @@ class RecorderBase {
   const std::string& path() const noexcept { return file_.path(); }
 
  protected:
+  /// Opens (creates) `path` and writes its header; the backends' shared part. Throws std::system_error naming the file.
   RecorderBase(std::string path, const RecorderOptions& options) : file_(std::move(path), options) {}
 
+  /// The file, its counters and its index: shared by the backends.
   detail::RecordFile file_;  // NOLINT(misc-non-private-member-variables-in-classes): the backends' shared state
 
  private:

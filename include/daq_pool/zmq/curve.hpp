@@ -258,7 +258,7 @@ inline void make_curve_client(Socket& socket, const CurveKeyPair& keys, const st
 
 /// One answer of the ZAP handler.
 struct ZapDecision {
-  bool accepted = false;
+  bool accepted = false;   ///< true: the client was admitted
   std::string mechanism;   ///< "CURVE", "NULL", "PLAIN"...
   std::string client_key;  ///< the client's public key in Z85 (CURVE), else empty
   std::string address;     ///< the peer's IP address as libzmq gives it
@@ -266,8 +266,8 @@ struct ZapDecision {
 
 /// Counts of a CurveAuthenticator.
 struct ZapCounts {
-  std::uint64_t accepted = 0;
-  std::uint64_t refused = 0;
+  std::uint64_t accepted = 0;  ///< handshakes admitted
+  std::uint64_t refused = 0;   ///< handshakes refused (unknown key, wrong mechanism)
 };
 
 /// The ZAP handler (ZeroMQ RFC 27) of one context: admits a CURVE client
@@ -283,6 +283,7 @@ struct ZapCounts {
 /// handshake waits for the answer).
 class CurveAuthenticator {
  public:
+  /// Told every decision, on the handler's thread (see the class comment).
   using Callback = std::function<void(const ZapDecision&)>;
 
   /// Serves ZAP for `context` (which must outlive this object), admitting

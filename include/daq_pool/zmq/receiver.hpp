@@ -35,10 +35,12 @@ class Message {
  public:
   /// An empty message. Never allocates.
   Message() noexcept { ::zmq_msg_init(&msg_); }
+  /// Takes over `other`'s message (zmq_msg_move); `other` becomes empty. Never allocates.
   Message(Message&& other) noexcept {
     ::zmq_msg_init(&msg_);
     ::zmq_msg_move(&msg_, &other.msg_);
   }
+  /// Closes this message, then takes over `other`'s. Never allocates.
   Message& operator=(Message&& other) noexcept {
     if (this != &other) ::zmq_msg_move(&msg_, &other.msg_);  // closes ours first
     return *this;
@@ -72,8 +74,8 @@ class Message {
 /// libzmq received (no copy). Reuse one ReceivedFrame for every receive:
 /// receiving into it releases the previous payload. Not thread-safe.
 struct ReceivedFrame {
-  WireHeader header;
-  Message payload_message;
+  WireHeader header;        ///< the frame's decoded header
+  Message payload_message;  ///< the payload, in libzmq's memory (no copy)
 
   /// The payload bytes, valid until the next receive into this frame.
   std::span<const std::byte> payload() const noexcept { return payload_message.bytes(); }
@@ -91,7 +93,7 @@ enum class ReceiveStatus {
 
 /// The result of receive_frame.
 struct ReceiveOutcome {
-  ReceiveStatus status = ReceiveStatus::received;
+  ReceiveStatus status = ReceiveStatus::received;  ///< what happened
   FrameError frame_error = FrameError::none;  ///< for bad_frame
   int error = 0;                              ///< errno value for no_message / failed
   std::size_t parts = 0;                      ///< parts the message had

@@ -67,8 +67,8 @@ enum class SendStatus {
 /// The result of a send: a status and, for would_block / failed, the errno
 /// value (zmq_strerror(error) explains it).
 struct SendOutcome {
-  SendStatus status = SendStatus::sent;
-  int error = 0;
+  SendStatus status = SendStatus::sent;  ///< what happened to the frame
+  int error = 0;                         ///< errno for would_block / failed, else 0
   /// True if ZeroMQ took the frame (sent or dropped): the view was consumed.
   bool taken() const noexcept { return status == SendStatus::sent || status == SendStatus::dropped; }
 };
@@ -340,7 +340,7 @@ struct SenderStats {
   std::uint64_t would_block = 0;     ///< sends refused with EAGAIN (view kept by the caller)
   std::uint64_t failures = 0;        ///< sends refused with another error
   std::uint64_t over_budget = 0;     ///< sends refused: ZeroMQ held the whole budget (view kept by the caller)
-  std::uint64_t payload_bytes_sent = 0;
+  std::uint64_t payload_bytes_sent = 0;  ///< payload bytes of the frames sent
   std::uint64_t held = 0;            ///< frames ZeroMQ holds now (queued or being written)
   std::uint64_t budget = 0;          ///< the most it may hold
 };

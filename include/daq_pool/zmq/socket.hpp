@@ -112,8 +112,10 @@ class Socket {
       throw;
     }
   }
+  /// Takes over `other`'s socket; `other` holds none. Never allocates.
   Socket(Socket&& other) noexcept
       : socket_(std::exchange(other.socket_, nullptr)), ipc_files_(std::move(other.ipc_files_)) {}
+  /// Closes this socket (as the destructor does), then takes over `other`'s.
   Socket& operator=(Socket&& other) noexcept {
     if (this != &other) {
       close();

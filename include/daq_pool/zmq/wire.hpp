@@ -94,12 +94,12 @@ enum class Checksum : std::uint8_t { none = 0, sampled = 1, full = 2 };
 /// The decoded header of one frame (see encode_header for the layout).
 struct WireHeader {
   std::uint64_t frame_number = 0;  ///< the sender's numbering; gaps mean frames lost in between
-  std::uint32_t payload_bytes = 0;
+  std::uint32_t payload_bytes = 0;  ///< the payload part's size in bytes
   std::uint64_t timestamp_ns = 0;  ///< sender's clock, ns since the Unix epoch (0: unknown)
-  Checksum checksum_kind = Checksum::sampled;
+  Checksum checksum_kind = Checksum::sampled;  ///< how `checksum` was computed
   std::uint32_t checksum = 0;  ///< payload_checksum(payload, checksum_kind)
   std::uint16_t flags = 0;     ///< flag_end_of_stream, flag_shared_numbering; other bits reserved (0), ignored on receipt
-  std::uint8_t version = wire_version;
+  std::uint8_t version = wire_version;  ///< the wire format's version (wire_version)
 
   /// True for the sender's end-of-stream message. Never allocates.
   bool end_of_stream() const noexcept { return (flags & flag_end_of_stream) != 0; }
