@@ -449,7 +449,7 @@ class Server {
       if (probe.fd.get() >= 0) throw std::invalid_argument(who + ": another server is listening there");
       if (probe.error != ECONNREFUSED)
         throw std::invalid_argument(who + ": a socket is there and connecting to it failed with " +
-                                    std::string(std::strerror(probe.error)) +
+                                    std::generic_category().message(probe.error) +
                                     " (not 'connection refused'): a server may be listening; not replacing it");
       if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
         detail::throw_errno(errno, who + ": removing a stale socket");
@@ -754,16 +754,13 @@ class Server {
     detail::UniqueFd sub_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     detail::UniqueFd srv_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     detail::Mapping map;
-    int err = 0;
-    if (control.get() < 0 || sub_wake.get() < 0 || srv_wake.get() < 0) {
-      err = errno;
-    } else if (::ftruncate(control.get(), static_cast<off_t>(bytes)) != 0) {
-      err = errno;
-      // Sealed against resizing: a subscriber that truncates its control
-      // memfd would otherwise make the server's accesses fault (SIGBUS).
-    } else if (::fcntl(control.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-      err = errno;
-    } else {
+    // Sealed against resizing: a subscriber that truncates its control
+    // memfd would otherwise make the server's accesses fault (SIGBUS).
+    const bool made = control.get() >= 0 && sub_wake.get() >= 0 && srv_wake.get() >= 0 &&
+                      ::ftruncate(control.get(), static_cast<off_t>(bytes)) == 0 &&
+                      ::fcntl(control.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+    int err = made ? 0 : errno;
+    if (made) {
       void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, control.get(), 0);
       if (m == MAP_FAILED) {
         err = errno;
