@@ -3,12 +3,12 @@
 // server and the subscriber are two processes sharing a control region; the
 // model is the same algorithm on Relacy's atomics (the library's ring uses
 // std::atomic_ref on a shared mapping, which Relacy cannot model directly):
-//   - frames: the server writes an entry, stores frame_head (release), a
-//     seq_cst fence, then exchanges subscriber_sleeping to 0 and signals the
-//     subscriber's eventfd only if it was 1; the subscriber, finding the
-//     ring empty, resets its eventfd, stores subscriber_sleeping = 1, a
-//     seq_cst fence, re-checks frame_head, and sleeps on the eventfd only if
-//     still empty;
+//   - frames: the server writes an entry, stores frame_head (seq_cst), loads
+//     subscriber_sleeping (seq_cst) and, if set, exchanges it to 0 and
+//     signals the subscriber's eventfd; the subscriber, finding the ring
+//     empty, resets its eventfd, stores subscriber_sleeping = 1 (seq_cst),
+//     re-checks frame_head (seq_cst), and sleeps on the eventfd only if still
+//     empty;
 //   - releases: the mirror image with release_head, server_sleeping and the
 //     server's eventfd; the server sleeps when every slot is held.
 // The eventfds are modelled with a mutex, a condition variable and a count.
@@ -84,18 +84,16 @@ struct Handshake : rl::test_suite<Handshake<Frames>, 2> {
       while (in_flight == slots) {
         // Every slot held: sleep until a release (arm, re-check).
         server_wake.reset();
-        server_sleeping.store(1u, std::memory_order_relaxed);
-        rl::atomic_thread_fence(std::memory_order_seq_cst);
-        if (release_head.load(std::memory_order_acquire) == release_tail) server_wake.wait();
+        server_sleeping.store(1u, std::memory_order_seq_cst);
+        if (release_head.load(std::memory_order_seq_cst) == release_tail) server_wake.wait();
         server_sleeping.store(0u, std::memory_order_relaxed);
         collect();
       }
       const unsigned head = static_cast<unsigned>(k - 1);
       frame_entry[head % slots]($) = k;
-      frame_head.store(head + 1, std::memory_order_release);
+      frame_head.store(head + 1, std::memory_order_seq_cst);
       ++in_flight;
-      rl::atomic_thread_fence(std::memory_order_seq_cst);
-      if (subscriber_sleeping.load(std::memory_order_relaxed) != 0 &&
+      if (subscriber_sleeping.load(std::memory_order_seq_cst) != 0 &&
           subscriber_sleeping.exchange(0u, std::memory_order_relaxed) != 0)
         subscriber_wake.signal();
     }
@@ -108,9 +106,8 @@ struct Handshake : rl::test_suite<Handshake<Frames>, 2> {
     for (int k = 1; k <= Frames; ++k) {
       while (frame_head.load(std::memory_order_acquire) == tail) {
         subscriber_wake.reset();
-        subscriber_sleeping.store(1u, std::memory_order_relaxed);
-        rl::atomic_thread_fence(std::memory_order_seq_cst);
-        if (frame_head.load(std::memory_order_acquire) == tail) subscriber_wake.wait();
+        subscriber_sleeping.store(1u, std::memory_order_seq_cst);
+        if (frame_head.load(std::memory_order_seq_cst) == tail) subscriber_wake.wait();
         subscriber_sleeping.store(0u, std::memory_order_relaxed);
       }
       const int frame = frame_entry[tail % slots]($);
@@ -119,9 +116,8 @@ struct Handshake : rl::test_suite<Handshake<Frames>, 2> {
       // Release it at once: the entry, release_head, then wake a sleeping server.
       release_entry[released % slots]($) = frame;
       ++released;
-      release_head.store(released, std::memory_order_release);
-      rl::atomic_thread_fence(std::memory_order_seq_cst);
-      if (server_sleeping.load(std::memory_order_relaxed) != 0 &&
+      release_head.store(released, std::memory_order_seq_cst);
+      if (server_sleeping.load(std::memory_order_seq_cst) != 0 &&
           server_sleeping.exchange(0u, std::memory_order_relaxed) != 0)
         server_wake.signal();
     }
