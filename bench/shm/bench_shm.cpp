@@ -55,7 +55,7 @@ namespace {
 using daq_bench::frame_bytes;
 using namespace std::chrono_literals;
 
-constexpr std::size_t pool_buffers = 8;
+constexpr std::size_t pool_buffers = 14;  // 3 subscribers x 4 in flight + 2: what shm::Server requires
 constexpr std::uint64_t warmup_frames = 8;
 
 double self_cpu_ns() {
@@ -153,6 +153,7 @@ void BM_shm(benchmark::State& state) {
   shm_test::TempDir dir;
   daq_pool::BufferPool pool = shared_pool();
   daq_pool::shm::ServerOptions o;
+  o.max_subscribers = 3;
   o.max_in_flight = 4;
   o.wait_when_full = true;  // lossless: every subscriber gets every frame
   o.wait_timeout = 30s;

@@ -366,6 +366,60 @@ def mode_serve(binary, args, tmpdir, stable=False):
     print("PASS: serve")
 
 
+def mode_serve_stopped(binary, args, tmpdir):
+    """--serve with 4 viewers stopped by SIGSTOP early in the run: acquisition
+    keeps its full rate with no heap fallback, no overrun and no exhausted
+    pool (the server refused any --pool they could drain), the viewers are
+    told what they missed, and after SIGCONT they exit cleanly."""
+    path = os.path.join(tmpdir, "serve", "frames.sock")
+    env = dict(os.environ, TMPDIR=tmpdir)
+    print(f"$ frame_pipeline {' '.join(args)} --serve={path} --json   (4 viewers, SIGSTOP 0.5 s after the socket appears)", flush=True)
+    demo = subprocess.Popen([binary, *args, f"--serve={path}", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    viewers = [subprocess.Popen([os.environ["SHM_SUBSCRIBER"], f"--path={path}", "--json", "--quiet",
+                                 "--connect-timeout=30", "--keep=2"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path) and time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the viewers connect within milliseconds of the socket appearing
+        for v in viewers:
+            v.send_signal(signal.SIGSTOP)
+        out, err = demo.communicate(timeout=TIMEOUT_S)
+        for v in viewers:
+            v.send_signal(signal.SIGCONT)
+        results = [(*v.communicate(timeout=60), v.returncode) for v in viewers]
+    finally:
+        for p in [demo, *viewers]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+    sys.stdout.write(err)
+    sys.stdout.write(out)
+    if demo.returncode != 0:
+        fail(f"frame_pipeline --serve: exit code {demo.returncode}")
+    s = json.loads(out)
+    check_summary(s)
+    if s["fallbacks"] != 0 or s["sdk_overruns"] != 0 or s["frames_dropped"] != 0:
+        fail(f"stopped viewers slowed acquisition: {s['fallbacks']} fallbacks, {s['sdk_overruns']} overruns, "
+             f"{s['frames_dropped']} dropped")
+    serve = s["serve"]
+    if serve is None or serve["skipped"] == 0:
+        fail(f"the stopped viewers should have been skipped: {serve}")
+    for sout, serr, code in results:
+        sys.stdout.write(serr)
+        sys.stdout.write(sout)
+        if code not in (0, 3):
+            fail(f"a viewer: exit code {code}")
+        r = json.loads(sout)
+        if r["integrity_failures"] != 0 or r["recheck_failures"] != 0:
+            fail(f"a viewer saw a changed frame: {r}")
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: serve_stopped")
+
+
 def check_camera_run(s, what):
     """A --source=aravis run of the fake camera: zero copy, every pixel checked."""
     check_summary(s)
@@ -594,6 +648,8 @@ def main():
             mode_sigint(binary, args, tmpdir)
         elif mode == "serve":
             mode_serve(binary, args, tmpdir)
+        elif mode == "serve_stopped":
+            mode_serve_stopped(binary, args, tmpdir)
         elif mode == "serve_stable":
             mode_serve(binary, args, tmpdir, stable=True)
         elif mode == "aravis":

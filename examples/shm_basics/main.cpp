@@ -26,7 +26,8 @@ int main() {
   options.shared_memory = true;
   daq_pool::BufferPool pool(8, 1 << 20, options);
   daq_pool::shm::ServerOptions server_options;
-  server_options.max_in_flight = 2;      // frames each subscriber may hold
+  server_options.max_subscribers = 3;    // 3 subscribers x 2 frames + a producer margin of 2 <= 8 buffers:
+  server_options.max_in_flight = 2;      // the server refuses a pool its subscribers could drain
   server_options.wait_when_full = true;  // this example wants every frame
   daq_pool::shm::Server server(pool, path, server_options);
 
@@ -39,7 +40,7 @@ int main() {
       std::printf("frame %llu: %zu bytes, first byte %d, in place: %s\n", static_cast<unsigned long long>(f->sequence),
                   f->bytes.size(), static_cast<int>(f->bytes[0]), in_place ? "yes" : "no");
       ++frames;
-    }  // each frame's last view dropped: "done" goes back, the buffer can return to the pool
+    }  // each frame's last view dropped: its release goes in the ring, the buffer can return to the pool
     std::printf("end of stream after %d frames\n", frames);
   });
 
@@ -49,7 +50,7 @@ int main() {
     std::memset(buffer.data(), i, buffer.capacity());  // the camera's frame, written into shared memory
     buffer.set_size(buffer.capacity());
     daq_pool::Bytes frame = std::move(buffer).freeze();
-    server.publish(frame);  // a 48-byte message per subscriber; the bytes stay where they are
+    server.publish(frame);  // a 48-byte descriptor in each subscriber's ring; the bytes stay where they are
   }
   server.stop();  // every subscriber sees the end of the stream
   subscriber.join();

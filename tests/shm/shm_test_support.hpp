@@ -271,8 +271,7 @@ class RawClient {
   /// Stores release_head (anything: a scribbler's value too) and wakes the server.
   void set_release_head(std::uint64_t head) {
     namespace c = daq_pool::shm::protocol::control;
-    word64(c::release_head_at).store(head, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    word64(c::release_head_at).store(head, std::memory_order_seq_cst);  // Dekker, as the subscriber does
     if (word32(c::server_sleeping_at).exchange(0) != 0) {
       const std::uint64_t one = 1;
       [[maybe_unused]] const ssize_t n = ::write(fds_[3], &one, sizeof one);

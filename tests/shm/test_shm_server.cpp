@@ -406,6 +406,10 @@ TEST_CASE("forged, duplicate, out-of-range and malformed releases are counted an
   one(a->slot, b->sequence);      // another frame's sequence
   one(a->slot, 0);                // no such sequence
   one(a->slot, a->sequence, 7);   // reserved field set
+  // None of these named a frame as held: nothing is released yet.
+  CHECK(server.subscriber(0).released == 0);
+  CHECK(server.subscriber(0).in_flight == 2);
+  CHECK(pool.available() == 4);
   one(a->slot, a->sequence);      // the real one
   one(a->slot, a->sequence);      // duplicates
   one(a->slot, a->sequence);

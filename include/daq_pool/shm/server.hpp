@@ -449,7 +449,7 @@ class Server {
       if (probe.fd.get() >= 0) throw std::invalid_argument(who + ": another server is listening there");
       if (probe.error != ECONNREFUSED)
         throw std::invalid_argument(who + ": a socket is there and connecting to it failed with " +
-                                    std::string(std::strerror(probe.error)) +
+                                    std::generic_category().message(probe.error) +
                                     " (not 'connection refused'): a server may be listening; not replacing it");
       if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
         detail::throw_errno(errno, who + ": removing a stale socket");
@@ -754,16 +754,13 @@ class Server {
     detail::UniqueFd sub_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     detail::UniqueFd srv_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     detail::Mapping map;
-    int err = 0;
-    if (control.get() < 0 || sub_wake.get() < 0 || srv_wake.get() < 0) {
-      err = errno;
-    } else if (::ftruncate(control.get(), static_cast<off_t>(bytes)) != 0) {
-      err = errno;
-      // Sealed against resizing: a subscriber that truncates its control
-      // memfd would otherwise make the server's accesses fault (SIGBUS).
-    } else if (::fcntl(control.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-      err = errno;
-    } else {
+    // Sealed against resizing: a subscriber that truncates its control
+    // memfd would otherwise make the server's accesses fault (SIGBUS).
+    const bool made = control.get() >= 0 && sub_wake.get() >= 0 && srv_wake.get() >= 0 &&
+                      ::ftruncate(control.get(), static_cast<off_t>(bytes)) == 0 &&
+                      ::fcntl(control.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+    int err = made ? 0 : errno;
+    if (made) {
       void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, control.get(), 0);
       if (m == MAP_FAILED) {
         err = errno;
@@ -829,6 +826,17 @@ class Server {
     detail::Peer& p = peers_[index];
     std::array<Bytes, batch> dropped;
     std::size_t n = 0;
+    // Releases it made before it went count as releases (the frames come
+    // back either way; the counts tell the truth).
+    for (int round = 0; round < 1024; ++round) {
+      {
+        std::lock_guard lock(p.mutex);
+        if (p.socket.get() < 0) return;
+        n = collect(p, dropped.data(), batch);
+      }
+      for (std::size_t k = 0; k < n; ++k) dropped[k] = Bytes();
+      if (n < batch) break;
+    }
     {
       std::lock_guard lock(p.mutex);
       if (p.socket.get() < 0) return;
@@ -838,7 +846,7 @@ class Server {
         p.ring.set_state(protocol::control::state_revoked);
       p.connected = false;
       p.live.store(false, std::memory_order_relaxed);
-      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.socket.get(), nullptr);
+
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.server_wake.get(), nullptr);
       p.socket.reset();
       p.subscriber_wake.reset();

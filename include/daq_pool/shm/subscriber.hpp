@@ -219,8 +219,14 @@ inline void ReleaseBlock::on_last_view(daq_pool::detail::BytesControl* c) noexce
 inline bool Frame::still_valid() const noexcept {
   if (state_ == nullptr || bytes.empty()) return false;
   // acquire fence: the reads of the frame's bytes before this call are
-  // ordered before the state load (a seqlock's reader side).
+  // ordered before the state load (a seqlock's reader side). GCC's
+  // ThreadSanitizer has no fences: there, a compiler barrier only (loads are
+  // not reordered with loads on x86-64).
+#if defined(__SANITIZE_THREAD__)
+  std::atomic_signal_fence(std::memory_order_acquire);
+#else
   std::atomic_thread_fence(std::memory_order_acquire);
+#endif
   return state_->ring().state() != protocol::control::state_revoked;
 }
 

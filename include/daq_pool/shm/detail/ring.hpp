@@ -7,11 +7,14 @@
 // in tests/relacy/relacy_shm_wake.cpp.
 //
 // Memory orders: an entry is written with relaxed atomic stores, then its
-// index with a release store; the reader loads the index with acquire, then
-// the entry (so it sees the entry written). The wake handshake is Dekker's:
-// each side stores (index / sleeping flag), then a seq_cst fence, then loads
-// the other's word; the two fences are totally ordered, so at least one side
-// sees the other's store: a sleeper can't miss a frame and stay asleep.
+// index with a release (here seq_cst) store; the reader loads the index with
+// acquire, then the entry (so it sees the entry written). The wake handshake
+// is Dekker's: each side stores its word (the index / the sleeping flag)
+// seq_cst, then loads the other's word seq_cst; all four are in one total
+// order, so at least one side sees the other's store: a sleeper can't miss a
+// frame and stay asleep. (seq_cst operations rather than fences: GCC's
+// ThreadSanitizer does not support atomic_thread_fence; on x86-64 the cost
+// is the same, one locked instruction on the store side.)
 #pragma once
 
 #include "daq_pool/detail/abi.hpp"
@@ -79,15 +82,14 @@ class ServerRing {
     word64(base_, at + 40).store(f.skipped, std::memory_order_relaxed);
     ++frame_head_;
     word64(base_, c::sent_at).store(frame_head_, std::memory_order_relaxed);
-    // release: the entry's stores above are visible to whoever acquires this
-    // head (the subscriber's take()).
-    word64(base_, c::frame_head_at).store(frame_head_, std::memory_order_release);
-    // seq_cst fence: Dekker with the subscriber's arm(): our head store is
-    // ordered before our load of its sleeping flag.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // seq_cst (a release, and more): the entry's stores above are visible to
+    // whoever acquires this head (the subscriber's take()); and Dekker with
+    // the subscriber's arm(): this store precedes our load of its flag in
+    // the single total order.
+    word64(base_, c::frame_head_at).store(frame_head_, std::memory_order_seq_cst);
     auto sleeping = word32(base_, c::subscriber_sleeping_at);
     // Exchange only if it looks set: the common case (it runs) is one load.
-    return sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0, std::memory_order_relaxed) != 0;
+    return sleeping.load(std::memory_order_seq_cst) != 0 && sleeping.exchange(0, std::memory_order_relaxed) != 0;
   }
 
   /// Counts one frame skipped for this subscriber (it learns the total).
@@ -145,10 +147,10 @@ class ServerRing {
   /// the release ring; true if releases are pending (don't sleep: drain).
   [[nodiscard]] bool arm_server_wake() noexcept {
     namespace c = protocol::control;
-    word32(base_, c::server_sleeping_at).store(1, std::memory_order_relaxed);
-    // seq_cst fence: Dekker with the subscriber's push_release().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return releases_pending();
+    // seq_cst store, then the seq_cst load below: Dekker with the
+    // subscriber's push_release().
+    word32(base_, c::server_sleeping_at).store(1, std::memory_order_seq_cst);
+    return word64(base_, c::release_head_at).load(std::memory_order_seq_cst) != release_tail_;
   }
 
  private:
@@ -200,10 +202,9 @@ class SubscriberRing {
   /// true if a frame is there after all (then disarm() and take it).
   [[nodiscard]] bool arm() noexcept {
     namespace c = protocol::control;
-    word32(base_, c::subscriber_sleeping_at).store(1, std::memory_order_relaxed);
-    // seq_cst fence: Dekker with the server's push_frame().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return word64(base_, c::frame_head_at).load(std::memory_order_acquire) != frame_tail_;
+    // seq_cst store, then the seq_cst load: Dekker with the server's push_frame().
+    word32(base_, c::subscriber_sleeping_at).store(1, std::memory_order_seq_cst);
+    return word64(base_, c::frame_head_at).load(std::memory_order_seq_cst) != frame_tail_;
   }
   void disarm() noexcept {
     word32(base_, protocol::control::subscriber_sleeping_at).store(0, std::memory_order_relaxed);
@@ -219,12 +220,11 @@ class SubscriberRing {
     word64(base_, at).store(slot, std::memory_order_relaxed);  // slot, then reserved 0
     word64(base_, at + 8).store(sequence, std::memory_order_relaxed);
     ++release_head_;
-    // release: the entry is visible to the server's acquire of release_head.
-    word64(base_, c::release_head_at).store(release_head_, std::memory_order_release);
-    // seq_cst fence: Dekker with the server's arm_server_wake().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // seq_cst (a release, and more): the entry is visible to the server's
+    // acquire of release_head; and Dekker with its arm_server_wake().
+    word64(base_, c::release_head_at).store(release_head_, std::memory_order_seq_cst);
     auto sleeping = word32(base_, c::server_sleeping_at);
-    return sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0, std::memory_order_relaxed) != 0;
+    return sleeping.load(std::memory_order_seq_cst) != 0 && sleeping.exchange(0, std::memory_order_relaxed) != 0;
   }
 
   std::uint32_t state() const noexcept {
