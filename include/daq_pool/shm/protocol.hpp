@@ -84,7 +84,7 @@ enum class RefuseReason : std::uint32_t {
 /// closes the connection. Offsets: 0 magic, 4 version, 6 type (u16, 4),
 /// 8 reason (u32, RefuseReason), 12 limit (u32). 16 bytes.
 struct Refused {
-  RefuseReason reason = RefuseReason::full;
+  RefuseReason reason = RefuseReason::full;  ///< why the server refused
   std::uint32_t limit = 0;  ///< the number that applies (see RefuseReason)
 };
 
@@ -214,18 +214,31 @@ inline const char* describe(RefuseReason r) noexcept {
 namespace control {
 inline constexpr std::uint32_t magic = 0x43535144u;  ///< "DQSC"
 inline constexpr std::size_t header_bytes = 512;     ///< where the frame ring starts
-inline constexpr std::size_t magic_at = 0, version_at = 4, max_in_flight_at = 8, ring_slots_at = 12,
-                             frame_ring_offset_at = 16, release_ring_offset_at = 24, region_bytes_at = 32;
-inline constexpr std::size_t frame_head_at = 64, skipped_at = 72, sent_at = 80, state_at = 88;
-inline constexpr std::size_t frame_tail_at = 128;
-inline constexpr std::size_t release_head_at = 192;
-inline constexpr std::size_t release_tail_at = 256;
-inline constexpr std::size_t subscriber_sleeping_at = 320;
-inline constexpr std::size_t server_sleeping_at = 384;
-inline constexpr std::uint32_t state_live = 0, state_revoked = 1, state_stopped = 2;
+// Byte offsets of the header's fields (the table above); each index and
+// wake word has a 64-byte cache line of its own, so the two processes never
+// write the same line.
+inline constexpr std::size_t magic_at = 0;                  ///< u32 magic
+inline constexpr std::size_t version_at = 4;                ///< u16 protocol version
+inline constexpr std::size_t max_in_flight_at = 8;          ///< u32 frames the subscriber may hold
+inline constexpr std::size_t ring_slots_at = 12;            ///< u32 N, entries per ring
+inline constexpr std::size_t frame_ring_offset_at = 16;     ///< u64 where the frame ring starts
+inline constexpr std::size_t release_ring_offset_at = 24;   ///< u64 where the release ring starts
+inline constexpr std::size_t region_bytes_at = 32;          ///< u64 the region's size
+inline constexpr std::size_t frame_head_at = 64;            ///< u64 frames published into the ring (server)
+inline constexpr std::size_t skipped_at = 72;               ///< u64 frames skipped for this subscriber (server)
+inline constexpr std::size_t sent_at = 80;                  ///< u64 frames sent (server)
+inline constexpr std::size_t state_at = 88;                 ///< u32 connection state (state_live, ...)
+inline constexpr std::size_t frame_tail_at = 128;           ///< u64 frames taken (subscriber)
+inline constexpr std::size_t release_head_at = 192;         ///< u64 releases written (subscriber)
+inline constexpr std::size_t release_tail_at = 256;         ///< u64 releases consumed (server)
+inline constexpr std::size_t subscriber_sleeping_at = 320;  ///< u32 1 while the subscriber sleeps
+inline constexpr std::size_t server_sleeping_at = 384;      ///< u32 1 while the server sleeps
+inline constexpr std::uint32_t state_live = 0;              ///< the connection serves frames
+inline constexpr std::uint32_t state_revoked = 1;           ///< a lease ran out: held frames were taken back
+inline constexpr std::uint32_t state_stopped = 2;           ///< the server stopped
 
-inline constexpr std::size_t frame_entry_bytes = 48;
-inline constexpr std::size_t release_entry_bytes = 16;
+inline constexpr std::size_t frame_entry_bytes = 48;   ///< one FrameDescriptor in the frame ring
+inline constexpr std::size_t release_entry_bytes = 16;  ///< one Release in the release ring
 
 /// Ring entries for a subscriber allowed `max_in_flight` frames: the next
 /// power of two (so that a 64-bit index maps to an entry with a mask). A
@@ -275,8 +288,8 @@ struct FrameDescriptor {
 /// (slot, sequence). Offsets: 0 slot (u32), 4 reserved (u32, 0),
 /// 8 sequence (u64). 16 bytes.
 struct Release {
-  std::uint32_t slot = 0;
-  std::uint64_t sequence = 0;
+  std::uint32_t slot = 0;      ///< the frame's buffer slot (FrameDescriptor::slot)
+  std::uint64_t sequence = 0;  ///< the frame's sequence (FrameDescriptor::sequence)
 };
 
 /// Writes `f` at `at` (48 bytes). Never allocates.

@@ -83,7 +83,7 @@ struct ServerOptions {
 /// One subscriber's counters, as seen by the server (the place `index`; a
 /// place is reused by the next connection, which resets them).
 struct SubscriberStats {
-  bool connected = false;
+  bool connected = false;          ///< a subscriber is connected in this place now
   std::uint64_t id = 0;            ///< the connection's number (1, 2, ...), 0 if never used
   int pid = 0;                     ///< the subscriber's process (SO_PEERCRED)
   std::size_t in_flight = 0;       ///< frames it holds now (sent, release not yet collected)
