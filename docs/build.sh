@@ -20,7 +20,9 @@ stage="$out/src"
 rm -rf "$stage" "$out/site" "$out/doxygen"
 mkdir -p "$stage"
 cp -r docs/. "$stage/"
-rm -f "$stage/build.sh" "$stage/Doxyfile" "$stage/check_readme.cmake"
+rm -f "$stage/build.sh" "$stage/Doxyfile" "$stage/check_readme.cmake" "$stage/expand_sections.py"
+# Section snippets ("file:name"), which Debian's pymdownx 9.5 lacks.
+"${PYTHON:-python3}" docs/expand_sections.py "$stage" "$root"
 
 # 1. The picture of a frame's journey.
 mkdir -p "$stage/images"
