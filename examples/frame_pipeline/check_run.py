@@ -421,8 +421,10 @@ def mode_serve_stopped(binary, args, tmpdir):
 
 
 def check_camera_run(s, what):
-    """A --source=aravis run of the fake camera: zero copy, every pixel checked."""
-    check_summary(s)
+    """A --source=aravis run of the fake camera: zero copy, every pixel checked.
+    The camera may overrun on a loaded machine (then the demo exits 1 and says
+    so: allow_incomplete), but never copies, drops or corrupts."""
+    check_summary(s, allow_incomplete=True)
     if not s["source"].startswith("aravis"):
         fail(f"{what}: source is {s['source']}")
     if s["copies_per_frame"] != 0:
@@ -439,7 +441,7 @@ def check_camera_run(s, what):
 
 
 def mode_aravis(binary, args, tmpdir):
-    s = summary_of(binary, ["--source=aravis", *args], tmpdir)
+    s = summary_of(binary, ["--source=aravis", *args], tmpdir, allow_incomplete=True)
     check_camera_run(s, "aravis")
     expect_clean_tmpdir(tmpdir)
     print(f"PASS: aravis ({s['frames_verified']} frames verified pixel by pixel, {s['camera']})")
@@ -486,7 +488,7 @@ def mode_aravis_gige(binary, camera_exe, args, tmpdir):
             if camera.poll() is not None or time.monotonic() > deadline:
                 fail("the fake camera did not come up")
             time.sleep(0.02)
-        s = summary_of(binary, ["--source=aravis:127.0.0.1", *args], tmpdir)
+        s = summary_of(binary, ["--source=aravis:127.0.0.1", *args], tmpdir, allow_incomplete=True)
         check_camera_run(s, "aravis_gige")
         if s["frames_delivered"] * 10 < (s["frames_delivered"] + s["failed_buffers"]) * 9:
             fail(f"fewer than 90 % of the frames complete: {s['failed_buffers']} failed")

