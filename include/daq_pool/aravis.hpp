@@ -29,6 +29,10 @@
 //   - Aravis's heartbeat thread (GigE Vision): emits "control-lost";
 //   - any consumer thread: drops views, which returns buffers to the pool
 //     and never calls into Aravis.
+//
+// Over 600 lines, one concept: CameraSource, a camera lending its stream
+// buffers through a pool; most of the length is the teardown and error
+// paths Aravis makes necessary, each commented where it happens.
 #pragma once
 
 #include <arv.h>

@@ -60,6 +60,10 @@
 // a view out of the ring; dropping a Received is two atomic decrements plus
 // the view's own. subscribe() allocates the subscriber's ring (and opens an
 // eventfd if asked).
+//
+// Over 600 lines, one concept: the channel, its subscribers and their
+// received frames are one protocol (the ring and the futex live in detail/);
+// most lines are the doc comments of the public API.
 #pragma once
 
 #include "daq_pool/detail/abi.hpp"

@@ -38,6 +38,9 @@
 //    starving, and its next turn hands it the slot directly.
 // So no waiter of either kind starves: FIFO across kinds, and a thread loses
 // at most one turn. README "Blocked threads and coroutines on one pool".
+//
+// Over 600 lines, one concept: the pool's shared state and its lifetime
+// protocol, which must be read together (every path that touches refs_).
 #pragma once
 
 #include "daq_pool/detail/abi.hpp"

@@ -17,6 +17,10 @@
 // Views are always dropped outside every lock (a last drop may zero a big
 // buffer, with zero_on_release). Nothing is allocated per frame; each
 // connection allocates its control region once.
+//
+// Over 600 lines, one concept: the server side of protocol 2 (accept,
+// admit, publish, collect releases, leases, teardown); the protocol itself,
+// the rings and the POSIX helpers are in their own headers.
 #pragma once
 
 #include "daq_pool/buffer_pool.hpp"

@@ -3,6 +3,9 @@
 // (or the reported buffered fallback), the block size from statx, the
 // header, aligned scratch blocks, the bounded queue of frames, the counters
 // and the first error. Linux only; no dependency.
+//
+// Over 600 lines, one concept: the on-disk side of a recording, which both
+// backends must do identically (one file, so that they cannot drift apart).
 #pragma once
 
 #include "daq_pool/detail/abi.hpp"
