@@ -44,7 +44,8 @@ int main() {
     std::printf("end of stream after %d frames\n", frames);
   });
 
-  while (server.subscribers() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Wait for the subscriber to connect (bounded: 10 s).
+  for (int i = 0; i < 10000 && server.subscribers() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   for (int i = 1; i <= 5; ++i) {
     daq_pool::PooledBuffer buffer = pool.acquire();
     std::memset(buffer.data(), i, buffer.capacity());  // the camera's frame, written into shared memory
