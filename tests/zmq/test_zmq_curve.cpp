@@ -30,6 +30,7 @@
 #include "catch.hpp"
 #include "frame_pattern.hpp"
 #include "watchdog.hpp"
+#include "zmq_temp_dir.hpp"
 
 namespace dz = daq_pool::zmq;
 using daq_pool::BufferPool;
@@ -40,24 +41,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = std::filesystem::temp_directory_path().string() + "/daq-pool-curve-XXXXXX";
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using zmq_test::TempDir;
 
 Bytes make_frame(BufferPool& pool, std::size_t bytes, std::uint64_t number) {
   daq_pool::PooledBuffer b = pool.acquire();
@@ -325,7 +309,7 @@ TEST_CASE("on the wire: the frame's bytes appear in a plaintext run, never in a 
 }
 
 TEST_CASE("key files: ZeroMQ's certificate format round-trips; malformed files are refused by name") {
-  TempDir dir;
+  TempDir dir("daq-pool-curve");
   const dz::CurveKeyPair k = dz::generate_curve_key_pair();
   dz::save_certificates(dir.path() / "sender", k);
   const dz::CurveKeyPair secret = dz::load_certificate(dir.path() / "sender.key_secret", true);
@@ -368,7 +352,7 @@ TEST_CASE("key files: ZeroMQ's certificate format round-trips; malformed files a
   }
 
   // Allow-lists: a directory of *.key, one certificate, a list of keys.
-  TempDir clients;
+  TempDir clients("daq-pool-curve");
   const dz::CurveKeyPair c1 = dz::generate_curve_key_pair(), c2 = dz::generate_curve_key_pair();
   dz::save_certificates(clients.path() / "c1", c1);
   dz::save_certificates(clients.path() / "c2", c2);

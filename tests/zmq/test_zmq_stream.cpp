@@ -28,6 +28,7 @@
 #include "frame_pattern.hpp"  // the demo's frame content and its byte-by-byte check
 #include "threads.hpp"
 #include "watchdog.hpp"
+#include "zmq_temp_dir.hpp"
 
 namespace dz = daq_pool::zmq;
 using daq_pool::BufferPool;
@@ -39,25 +40,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// A fresh private directory for ipc:// socket files, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string t = std::filesystem::temp_directory_path().string() + "/daq-pool-zmq-XXXXXX";
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const noexcept { return path_; }
-
- private:
-  std::string path_;
-};
+using zmq_test::TempDir;
 
 /// A frozen frame `number` of `bytes` bytes (the demo's pattern), waiting
 /// for a buffer as long as libzmq holds them all.
@@ -184,8 +167,8 @@ TEST_CASE("PUSH to PULL: a pool of 3 reused while libzmq's I/O thread releases t
   test_support::Watchdog dog("zmq push/pull stream", std::chrono::seconds(120));
   SECTION("tcp://127.0.0.1, ephemeral port") { push_pull_run("tcp://127.0.0.1:*"); }
   SECTION("ipc:// in a fresh temporary directory") {
-    TempDir dir;
-    push_pull_run("ipc://" + dir.path() + "/frames.sock");
+    TempDir dir("daq-pool-zmq");
+    push_pull_run("ipc://" + (dir.path() / "frames.sock").string());
   }
 }
 
@@ -557,8 +540,8 @@ TEST_CASE("Context and Socket report bad endpoints with the endpoint and ZeroMQ'
 }
 
 TEST_CASE("the socket file of an ipc:// endpoint is removed when the socket that bound it closes") {
-  TempDir dir;
-  const std::string path = dir.path() + "/frames.sock";
+  TempDir dir("daq-pool-zmq");
+  const std::string path = (dir.path() / "frames.sock").string();
   dz::Context ctx;
   dz::Socket s(ctx, ZMQ_PUSH);
   s.bind("ipc://" + path);
