@@ -3,7 +3,7 @@
 frame_receiver (C++) and receive_frames.py (Python), with faults.
 
 usage: check_stream.py --sender FRAME_PIPELINE --receiver FRAME_RECEIVER
-           --python-receiver RECEIVE_FRAMES_PY [--tsan-suppressions FILE] CASE
+           --python-receiver RECEIVE_FRAMES_PY [--tsan-suppressions FILE] [--lsan-suppressions FILE] CASE
 
 Every process is real, started here and stopped and reaped by its PID (also
 when a check fails: Proc's context manager kills and waits); every wait is
@@ -121,6 +121,9 @@ class Case:
         if args.tsan_suppressions:
             opts = self.env.get("TSAN_OPTIONS", "")
             self.env["TSAN_OPTIONS"] = (opts + ":" if opts else "") + f"suppressions={args.tsan_suppressions}"
+        if args.lsan_suppressions:
+            opts = self.env.get("LSAN_OPTIONS", "")
+            self.env["LSAN_OPTIONS"] = (opts + ":" if opts else "") + f"suppressions={args.lsan_suppressions}"
         self.python = sys.executable
 
     def sender(self, *flags):
@@ -593,6 +596,7 @@ def main():
     ap.add_argument("--receiver", required=True)
     ap.add_argument("--python-receiver", required=True)
     ap.add_argument("--tsan-suppressions")
+    ap.add_argument("--lsan-suppressions")
     ap.add_argument("case")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="zmq-stream-test-") as tmpdir:

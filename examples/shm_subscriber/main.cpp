@@ -211,13 +211,28 @@ std::uint64_t sampled_checksum(std::span<const std::byte> bytes) noexcept {
   return h ^ bytes.size();
 }
 
+/// True if the server has revoked this subscriber (a lease ran out, or it
+/// stopped while we held frames): the frames we hold may then be reused, so
+/// a change in them is the revocation's doing, not corruption. Called after
+/// reading a frame's bytes: the fence orders those reads before the state's
+/// load (as Frame::still_valid() does). Never allocates; no system call.
+bool revoked_since_read(const daq_pool::shm::Subscriber& sub) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  std::atomic_signal_fence(std::memory_order_acquire);  // GCC's TSan has no thread fences
+#else
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+  return sub.stats().revoked;
+}
+
 /// Checks a held frame again (its bytes must not have changed while held:
 /// the pattern, or with --verify=stable the checksum it had on receipt),
-/// then drops it: the last drop sends its "done". After the end of the
-/// stream (`after_end`) a change is only counted apart: the server no
-/// longer holds the frame, and a producer still running may reuse its
-/// buffer (a killed server's frames stay put).
-void recheck_and_drop(HeldFrames::Held&& held, const Options& opt, Summary& s, bool after_end = false) {
+/// then drops it: the last drop releases it. After the end of the stream
+/// (`after_end`) or once the server revoked us, a change is only counted
+/// apart (changed_after_end): the server no longer holds the frame for us,
+/// and a producer still running may reuse its buffer.
+void recheck_and_drop(HeldFrames::Held&& held, const Options& opt, Summary& s, const daq_pool::shm::Subscriber& sub,
+                      bool after_end = false) {
   const daq_pool::Bytes& frame = held.frame;
   std::string fault;
   if (opt.stable_only) {
@@ -227,7 +242,7 @@ void recheck_and_drop(HeldFrames::Held&& held, const Options& opt, Summary& s, b
     if (c.fault != frame_pipeline::FrameFault::ok)
       fault = "frame " + std::to_string(c.frame_number) + ": " + to_string(c.fault);
   }
-  if (!fault.empty() && after_end) {
+  if (!fault.empty() && (after_end || revoked_since_read(sub))) {
     ++s.changed_after_end;
   } else if (!fault.empty()) {
     if (s.recheck_failures++ == 0 && s.first_failure.empty()) s.first_failure = "changed while held: " + fault;
@@ -308,13 +323,15 @@ int run(const Options& opt) {
       ++s.verified;
       has_previous = true;
       previous = c.frame_number;
+    } else if (!f->still_valid()) {
+      ++s.changed_after_end;  // revoked before we read it (we were stopped): not corruption, counted apart
     } else if (s.failures++ == 0) {
       s.first_failure = "frame " + std::to_string(c.frame_number) + ": " + to_string(c.fault);
     }
     if (s.frames == warmup_frames) allocs_at_warmup = alloc_hook::unexpected();
     held.push(std::move(f->bytes), checksum);
     if (opt.hold_ms != 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt.hold_ms));
-    while (held.full()) recheck_and_drop(held.pop(), opt, s);
+    while (held.full()) recheck_and_drop(held.pop(), opt, s, *sub);
     if (!opt.quiet && now >= next_print) {
       std::fprintf(info, "%6.1f s  %llu frames  %llu verified  %llu missed\n",
                    std::chrono::duration<double>(now - start).count(), static_cast<unsigned long long>(s.frames),
@@ -333,7 +350,7 @@ int run(const Options& opt) {
   const bool ended = s.end_reason == "end_of_stream";
   while (!held.empty()) {
     ++s.held_at_end;
-    recheck_and_drop(held.pop(), opt, s, ended);
+    recheck_and_drop(held.pop(), opt, s, *sub, ended);
   }
   const daq_pool::shm::SubscriberCounters counters = sub->stats();
   s.missed = counters.missed;
