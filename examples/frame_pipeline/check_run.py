@@ -341,10 +341,13 @@ def mode_serve(binary, args, tmpdir, stable=False):
                 p.wait()
     sys.stdout.write(err)
     sys.stdout.write(out)
-    if demo.returncode != 0:
-        fail(f"frame_pipeline --serve: exit code {demo.returncode}")
     s = json.loads(out)
-    check_summary(s)
+    # A camera source (stable: --source=aravis) may overrun on a loaded
+    # machine: the demo then exits 1 and says so (check_summary checks that
+    # this is the only reason); the simulated source must not lose a frame.
+    if demo.returncode != 0 and not (stable and demo.returncode == 1 and not s["recording_complete"]):
+        fail(f"frame_pipeline --serve: exit code {demo.returncode}")
+    check_summary(s, allow_incomplete=stable)
     serve = s["serve"]
     if serve is None or serve["subscribers"] != len(subs):
         fail(f"expected {len(subs)} subscribers served: {serve}")
