@@ -75,6 +75,9 @@ class Publisher final : public Stage {
   /// At close, how long ZeroMQ may still send what it holds; the rest is
   /// discarded and counted lost at close.
   static constexpr std::chrono::milliseconds linger{1000};
+  /// PUB: how long the end of stream may wait for room at every subscriber
+  /// before a full one is skipped (send_end_of_stream_to_subscribers).
+  static constexpr std::chrono::milliseconds eos_timeout{2000};
 
   /// Creates the socket (CURVE server with --publish-key) and binds
   /// `opt.publish`. Throws daq_pool::zmq::zmq_error naming the endpoint and
@@ -157,10 +160,13 @@ class Publisher final : public Stage {
     {
       const alloc_hook::Library in_libzmq;
       watch_connections();
-      const std::size_t copies = mode_ == PublishMode::push ? std::max<std::size_t>(1, peers_.size()) : 1;
-      for (std::size_t i = 0; i < copies; ++i) {
-        // Waits at most ZMQ_SNDTIMEO for room: a slow receiver still gets it.
-        if (sender_.send_end_of_stream(next_number_).taken()) ++eos_sent_;
+      if (mode_ == PublishMode::push) {
+        for (std::size_t i = 0; i < std::max<std::size_t>(1, peers_.size()); ++i) {
+          // Waits at most ZMQ_SNDTIMEO for room: a slow receiver still gets it.
+          if (sender_.send_end_of_stream(next_number_).taken()) ++eos_sent_;
+        }
+      } else {
+        send_end_of_stream_to_subscribers();
       }
       lost_at_close_ = sender_.drain(linger);
       socket_.set(ZMQ_LINGER, 0);
@@ -255,6 +261,23 @@ class Publisher final : public Stage {
   }
 
  private:
+  /// PUB: a PUB socket silently drops a message for a subscriber whose
+  /// queue is full, and a slow subscriber (behind by its high-water mark)
+  /// would then never see the end of stream and wait for its idle timeout.
+  /// With ZMQ_XPUB_NODROP the end of stream waits (up to eos_timeout) until
+  /// every subscriber has room; one that makes none (stopped, or stalled
+  /// past the timeout) is then skipped like a frame would be, so the others
+  /// still get it.
+  void send_end_of_stream_to_subscribers() {
+    socket_.set(ZMQ_XPUB_NODROP, 1);
+    socket_.set(ZMQ_SNDTIMEO, static_cast<int>(eos_timeout.count()));
+    bool taken = sender_.send_end_of_stream(next_number_).taken();
+    socket_.set(ZMQ_XPUB_NODROP, 0);
+    socket_.set(ZMQ_SNDTIMEO, send_timeout_ms);
+    if (!taken) taken = sender_.send_end_of_stream(next_number_).taken();
+    if (taken) ++eos_sent_;
+  }
+
   using Clock = std::chrono::steady_clock;
 
   /// The ZAP handler for --publish-allow (before the socket exists: the

@@ -43,8 +43,15 @@ TEST_CASE("a stalled PULL peer holds at most the budget; the rest stays with the
   {
     dz::Context ctx;
     dz::Socket pull(ctx, ZMQ_PULL);
-    pull.set(ZMQ_RCVHWM, 1000);  // high-water marks far above the budget:
-    pull.set(ZMQ_RCVTIMEO, 100);  // only the budget bounds what is held
+    // The peer stalls: its queue holds 1 frame and its kernel buffer 64 KiB,
+    // so its libzmq stops reading the socket (with a deep receive queue its
+    // I/O thread would keep draining the sender, and on a slow machine,
+    // e.g. under TSan, the budget would never fill). The sender's
+    // high-water mark is far above the budget: only the budget bounds what
+    // the sender holds.
+    pull.set(ZMQ_RCVHWM, 1);
+    pull.set(ZMQ_RCVBUF, 64 << 10);
+    pull.set(ZMQ_RCVTIMEO, 100);
     pull.set_int64(ZMQ_MAXMSGSIZE, dz::max_message_bytes(frame_bytes));
     pull.bind("tcp://127.0.0.1:*");
     dz::Socket push(ctx, ZMQ_PUSH);
