@@ -153,7 +153,8 @@ class Publisher final : public Stage {
   /// After the stage's thread was joined: sends the end of stream (PUSH: one
   /// per connected receiver, so each of them stops), lets ZeroMQ send what
   /// it holds for up to `linger`, counts what is left as lost at close and
-  /// closes with linger 0 (so that count is exact), stops the ZAP handler,
+  /// closes with linger 0 (so that count is exact; with nothing left, with
+  /// `linger`, so queued protocol bytes still go out), stops the ZAP handler,
   /// terminates the context (every free function has run when it returns)
   /// and counts the views ZeroMQ still holds: 0, or a buffer was lost.
   void close() override {
@@ -169,7 +170,11 @@ class Publisher final : public Stage {
         send_end_of_stream_to_subscribers();
       }
       lost_at_close_ = sender_.drain(linger);
-      socket_.set(ZMQ_LINGER, 0);
+      // Frames still held: linger 0, so that count is exact. None: the
+      // close may wait (up to `linger`) for what libzmq still queues
+      // without a pool buffer, the end of stream and, under CURVE, the
+      // encrypted copies of the last frames, or a receiver would miss them.
+      socket_.set(ZMQ_LINGER, lost_at_close_ == 0 ? static_cast<int>(linger.count()) : 0);
       socket_.close();
       monitor_.reset();
       if (auth_) {

@@ -386,7 +386,11 @@ class FrameSender {
   /// the socket with ZMQ_LINGER 0: what is still held then is discarded by
   /// the close, so its count is what the close lost (a frame whose last
   /// bytes are being written at that instant is counted lost too: an upper
-  /// bound by at most one frame per peer). Polls every millisecond.
+  /// bound by at most one frame per peer). When it returns 0, close with a
+  /// positive linger instead: nothing of the pool can be lost any more, but
+  /// what libzmq still queues (the end of stream, CURVE's encrypted copies
+  /// of frames it has released) is only sent if the close waits for it.
+  /// Polls every millisecond.
   std::uint64_t drain(std::chrono::milliseconds timeout) const {
     const auto until = std::chrono::steady_clock::now() + timeout;
     while (held() != 0 && std::chrono::steady_clock::now() < until)
