@@ -546,7 +546,7 @@ def case_push_stalled(c):
     ZeroMQ holds at most the budget, the camera never waits: 0 heap
     fallbacks, 0 SDK overruns, 0 pool drops; after SIGCONT the receiver
     reconnects and receives again, to the end of the stream."""
-    with c.sender("--duration=10", "--frame-bytes=1M", "--fps=100", "--publish=tcp://127.0.0.1:*") as snd:
+    with c.sender("--duration=10", "--frame-bytes=1M", f"--fps={c.a.stalled_fps}", "--publish=tcp://127.0.0.1:*") as snd:
         ep = c.endpoint_of(snd)
         with c.receiver("cpp", ep, "--idle-timeout=30") as rcv:
             rcv.wait_for(r"\s[1-9]\d* frames\s")
@@ -597,6 +597,8 @@ def main():
     ap.add_argument("--python-receiver", required=True)
     ap.add_argument("--tsan-suppressions")
     ap.add_argument("--lsan-suppressions")
+    ap.add_argument("--stalled-fps", type=int, default=100,
+                    help="push_stalled's camera rate (sanitized builds run it slower: see CMakeLists.txt)")
     ap.add_argument("case")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="zmq-stream-test-") as tmpdir:
