@@ -7,7 +7,8 @@
 
 #include <daq_pool/shm.hpp>
 
-#include <dirent.h>
+#include "../support/temp_dir.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,39 +40,11 @@ namespace shm_test {
 
 using namespace std::chrono_literals;
 
-/// A fresh directory only this user can enter, removed (with the files in
-/// it) by the destructor.
-class TempDir {
+/// A fresh directory only this user can enter, under /tmp (a Unix socket
+/// path is limited to 108 bytes), removed with its files by the destructor.
+class TempDir : public test_support::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = "/tmp/daq-pool-shm-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { remove_tree(path_); }
-  const std::string& path() const noexcept { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  static void remove_tree(const std::string& dir) {
-    if (DIR* d = ::opendir(dir.c_str())) {
-      std::vector<std::string> names;
-      while (const dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe): one thread reads this stream
-        const std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-      }
-      ::closedir(d);
-      for (const std::string& n : names) {
-        const std::string p = dir + "/" + n;
-        if (::unlink(p.c_str()) != 0) remove_tree(p);
-      }
-    }
-    ::rmdir(dir.c_str());
-  }
-
- private:
-  std::string path_;
+  TempDir() : test_support::TempDir("daq-pool-shm", Parent::short_path) {}
 };
 
 /// Waits until `done()` or `limit` passes; whether it became true.

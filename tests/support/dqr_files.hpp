@@ -5,6 +5,8 @@
 
 #include <daq_pool/recording/dqr_format.hpp>
 
+#include "temp_dir.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -16,31 +18,6 @@
 #include <vector>
 
 namespace test_support {
-
-/// A fresh directory under $TMPDIR (or /var/tmp: a real filesystem, so that
-/// O_DIRECT is the disk's), removed with everything in it at destruction.
-class TempDir {
- public:
-  explicit TempDir(const char* tag = "daq_pool") {
-    const char* base = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): read before any thread starts
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/var/tmp") + "/" + tag + "-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) std::abort();
-    path_ = buf.data();
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const noexcept { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 /// Byte i of frame `frame`: every frame differs, and so does every byte.
 inline std::byte pattern(std::uint64_t frame, std::size_t i) noexcept {

@@ -30,7 +30,7 @@
 #include "catch.hpp"
 #include "frame_pattern.hpp"
 #include "watchdog.hpp"
-#include "zmq_temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace dz = daq_pool::zmq;
 using daq_pool::BufferPool;
@@ -41,7 +41,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-using zmq_test::TempDir;
+using test_support::TempDir;
 
 Bytes make_frame(BufferPool& pool, std::size_t bytes, std::uint64_t number) {
   daq_pool::PooledBuffer b = pool.acquire();
@@ -311,42 +311,42 @@ TEST_CASE("on the wire: the frame's bytes appear in a plaintext run, never in a 
 TEST_CASE("key files: ZeroMQ's certificate format round-trips; malformed files are refused by name") {
   TempDir dir("daq-pool-curve");
   const dz::CurveKeyPair k = dz::generate_curve_key_pair();
-  dz::save_certificates(dir.path() / "sender", k);
-  const dz::CurveKeyPair secret = dz::load_certificate(dir.path() / "sender.key_secret", true);
+  dz::save_certificates(dir / "sender", k);
+  const dz::CurveKeyPair secret = dz::load_certificate(dir / "sender.key_secret", true);
   CHECK(secret.public_key == k.public_key);
   CHECK(secret.secret_key == k.secret_key);
-  CHECK((std::filesystem::status(dir.path() / "sender.key_secret").permissions() & std::filesystem::perms::group_read) ==
+  CHECK((std::filesystem::status(dir / "sender.key_secret").permissions() & std::filesystem::perms::group_read) ==
         std::filesystem::perms::none);
-  const dz::CurveKeyPair pub = dz::load_certificate(dir.path() / "sender.key", false);
+  const dz::CurveKeyPair pub = dz::load_certificate(dir / "sender.key", false);
   CHECK(pub.public_key == k.public_key);
   CHECK(pub.secret_key.empty());
   {
-    const std::string what = thrown([&] { (void)dz::load_certificate(dir.path() / "sender.key", true); });
+    const std::string what = thrown([&] { (void)dz::load_certificate(dir / "sender.key", true); });
     INFO(what);
     CHECK(what.find("sender.key") != std::string::npos);
     CHECK(what.find("no secret-key") != std::string::npos);
   }
   {
-    const std::string what = thrown([&] { (void)dz::load_certificate(dir.path() / "absent.key", false); });
+    const std::string what = thrown([&] { (void)dz::load_certificate(dir / "absent.key", false); });
     INFO(what);
     CHECK(what.find("absent.key") != std::string::npos);
   }
   {
-    std::ofstream(dir.path() / "bad.key") << "metadata\ncurve\n    public-key = \"tooshort\"\n";
+    std::ofstream(dir / "bad.key") << "metadata\ncurve\n    public-key = \"tooshort\"\n";
   }
   {
-    const std::string what = thrown([&] { (void)dz::load_certificate(dir.path() / "bad.key", false); });
+    const std::string what = thrown([&] { (void)dz::load_certificate(dir / "bad.key", false); });
     INFO(what);
     CHECK(what.find("not 40 Z85") != std::string::npos);
   }
   {
     // A secret that does not belong to the public key.
     const dz::CurveKeyPair other = dz::generate_curve_key_pair();
-    std::ofstream(dir.path() / "mixed.key_secret")
+    std::ofstream(dir / "mixed.key_secret")
         << "curve\n    public-key = \"" << k.public_key << "\"\n    secret-key = \"" << other.secret_key << "\"\n";
   }
   {
-    const std::string what = thrown([&] { (void)dz::load_certificate(dir.path() / "mixed.key_secret", true); });
+    const std::string what = thrown([&] { (void)dz::load_certificate(dir / "mixed.key_secret", true); });
     INFO(what);
     CHECK(what.find("does not belong") != std::string::npos);
   }
@@ -354,21 +354,21 @@ TEST_CASE("key files: ZeroMQ's certificate format round-trips; malformed files a
   // Allow-lists: a directory of *.key, one certificate, a list of keys.
   TempDir clients("daq-pool-curve");
   const dz::CurveKeyPair c1 = dz::generate_curve_key_pair(), c2 = dz::generate_curve_key_pair();
-  dz::save_certificates(clients.path() / "c1", c1);
-  dz::save_certificates(clients.path() / "c2", c2);
+  dz::save_certificates(clients / "c1", c1);
+  dz::save_certificates(clients / "c2", c2);
   std::vector<std::string> expected{c1.public_key, c2.public_key};
   std::sort(expected.begin(), expected.end());
   CHECK(dz::load_allowed_keys(clients.path()) == expected);  // *.key_secret files are not read
-  CHECK(dz::load_allowed_keys(clients.path() / "c1.key") == std::vector<std::string>{c1.public_key});
+  CHECK(dz::load_allowed_keys(clients / "c1.key") == std::vector<std::string>{c1.public_key});
   {
-    std::ofstream(dir.path() / "list.txt") << "# receivers\n" << c2.public_key << "  # beamline PC\n\n" << c1.public_key << "\n";
+    std::ofstream(dir / "list.txt") << "# receivers\n" << c2.public_key << "  # beamline PC\n\n" << c1.public_key << "\n";
   }
-  CHECK(dz::load_allowed_keys(dir.path() / "list.txt") == expected);
+  CHECK(dz::load_allowed_keys(dir / "list.txt") == expected);
   {
-    std::ofstream(dir.path() / "badlist.txt") << c1.public_key << "\nnot-a-key\n";
+    std::ofstream(dir / "badlist.txt") << c1.public_key << "\nnot-a-key\n";
   }
   {
-    const std::string what = thrown([&] { (void)dz::load_allowed_keys(dir.path() / "badlist.txt"); });
+    const std::string what = thrown([&] { (void)dz::load_allowed_keys(dir / "badlist.txt"); });
     INFO(what);
     CHECK(what.find("badlist.txt, line 2") != std::string::npos);
   }

@@ -28,7 +28,7 @@
 #include "frame_pattern.hpp"  // the demo's frame content and its byte-by-byte check
 #include "threads.hpp"
 #include "watchdog.hpp"
-#include "zmq_temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace dz = daq_pool::zmq;
 using daq_pool::BufferPool;
@@ -40,7 +40,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-using zmq_test::TempDir;
+using test_support::TempDir;
 
 /// A frozen frame `number` of `bytes` bytes (the demo's pattern), waiting
 /// for a buffer as long as libzmq holds them all.
@@ -168,7 +168,7 @@ TEST_CASE("PUSH to PULL: a pool of 3 reused while libzmq's I/O thread releases t
   SECTION("tcp://127.0.0.1, ephemeral port") { push_pull_run("tcp://127.0.0.1:*"); }
   SECTION("ipc:// in a fresh temporary directory") {
     TempDir dir("daq-pool-zmq");
-    push_pull_run("ipc://" + (dir.path() / "frames.sock").string());
+    push_pull_run("ipc://" + dir / "frames.sock");
   }
 }
 
@@ -541,7 +541,7 @@ TEST_CASE("Context and Socket report bad endpoints with the endpoint and ZeroMQ'
 
 TEST_CASE("the socket file of an ipc:// endpoint is removed when the socket that bound it closes") {
   TempDir dir("daq-pool-zmq");
-  const std::string path = (dir.path() / "frames.sock").string();
+  const std::string path = dir / "frames.sock";
   dz::Context ctx;
   dz::Socket s(ctx, ZMQ_PUSH);
   s.bind("ipc://" + path);
