@@ -3,12 +3,17 @@ and checks every frame: frames[k] must be frame f = frame_numbers[k] with
 element i equal to (f * 1000 + i) % 65536 (uint16), timestamps[k] == f * 10.
 
   read_h5.py PATH N            the file is complete: exactly N frames
-  read_h5.py PATH N --follow   SWMR: open while it is written, refresh until
+  read_h5.py PATH N --follow [--progress=FILE]
+                               SWMR: open while it is written, refresh until
                                N frames were seen (60 s at most), checking
-                               each as it appears
+                               each as it appears; after each growth, write
+                               the count seen to FILE (replaced atomically),
+                               so the writer can wait for the reader instead
+                               of guessing how fast it is
 
 Prints "frames=<count> checked=<count>"; exits 1 on any mismatch.
 """
+import os
 import sys
 import time
 
@@ -32,6 +37,7 @@ def check(frames, numbers, stamps, k):
 def main():
     path, n = sys.argv[1], int(sys.argv[2])
     follow = "--follow" in sys.argv
+    progress = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--progress=")), None)
     if not follow:
         with h5py.File(path, "r") as f:
             frames, numbers, stamps = f["frames"], f["frame_numbers"], f["timestamps"]
@@ -58,6 +64,10 @@ def main():
                         sys.exit(1)
                     checked += 1
                 seen = avail
+                if progress:
+                    with open(progress + ".tmp", "w") as p:
+                        p.write(str(seen))
+                    os.replace(progress + ".tmp", progress)
             else:
                 time.sleep(0.005)
         print(f"frames={seen} checked={checked} growths={growths}")

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,7 +47,9 @@ Bytes make_frame(BufferPool& pool, std::uint64_t f) {
 /// reaped by PID (SIGKILL after `limit`) whatever happens.
 class Reader {
  public:
-  Reader(const std::string& path, std::uint64_t n, bool follow) {
+  /// `progress`: with `follow`, the file where the reader writes how many
+  /// frames it has seen (see wait_until_seen).
+  Reader(const std::string& path, std::uint64_t n, bool follow, const std::string& progress = {}) {
     REQUIRE(::pipe(out_) == 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -54,6 +57,7 @@ class Reader {
     posix_spawn_file_actions_addclose(&fa, out_[0]);
     std::vector<std::string> args = {HDF5_PYTHON, HDF5_READER, path, std::to_string(n)};
     if (follow) args.emplace_back("--follow");
+    if (!progress.empty()) args.emplace_back("--progress=" + progress);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -101,6 +105,20 @@ class Reader {
   int out_[2] = {-1, -1};
 };
 
+/// Waits (at most `limit`) until the reader's progress file says it has
+/// seen at least `n` frames. True if it has.
+bool wait_until_seen(const std::string& progress, std::uint64_t n,
+                     std::chrono::seconds limit = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(progress);
+    std::uint64_t seen = 0;
+    if (in >> seen && seen >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 Hdf5Options options(std::uint64_t flush_every) {
   Hdf5Options o;
   o.dtype = "<u2";
@@ -146,10 +164,16 @@ TEST_CASE("a SWMR reader process follows the file while it is written") {
   // The first frame is in before the reader opens: its datasets exist and
   // SWMR writing has started.
   REQUIRE(rec.record(make_frame(pool, 0), 0, 0));
-  Reader reader(path, frames, true);
+  const std::string progress = dir.file("seen");
+  Reader reader(path, frames, true, progress);
+  // The writer waits for the reader at two points (it has seen frame 0, then
+  // the first half), so the reader sees the file grow at least three times
+  // however slowly it starts (h5py's import takes seconds on a loaded
+  // machine): a check of following, not of timing.
+  REQUIRE(wait_until_seen(progress, 1));
   for (std::uint64_t f = 1; f < frames; ++f) {
+    if (f == frames / 2) REQUIRE(wait_until_seen(progress, f));
     REQUIRE(rec.record(make_frame(pool, f), f, static_cast<std::int64_t>(f * 10)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the reader see the file grow
   }
   std::string out;
   const int rc = reader.wait(out);
