@@ -14,16 +14,16 @@ Checks that the demo
   - balances its books: every frame delivered is verified and written.
 The camera is stopped and reaped by PID, also when a check fails.
 """
-import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from fake_gige_camera import die_with_parent, fake_camera
 
 TIMEOUT_S = 100
 
@@ -31,22 +31,6 @@ TIMEOUT_S = 100
 def fail(message):
     print(f"FAIL: {message}", flush=True)
     sys.exit(1)
-
-
-def udp_port_bound(address, port):
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.bind((address, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        probe.close()
-
-
-def die_with_parent():
-    """preexec_fn: the child gets SIGKILL if this script dies (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def stop(proc):
@@ -59,18 +43,10 @@ def main():
     if len(sys.argv) < 3:
         fail(__doc__)
     binary, camera_exe, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if udp_port_bound("127.0.0.1", 3956):
-        fail("UDP 127.0.0.1:3956 is already taken (another fake camera?): refusing to talk to it")
-    with tempfile.TemporaryDirectory(prefix="frame_pipeline_lost_") as tmpdir:
-        camera = subprocess.Popen([camera_exe, "-i", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    with tempfile.TemporaryDirectory(prefix="frame_pipeline_lost_") as tmpdir, \
+            fake_camera(camera_exe, fail, stderr=subprocess.DEVNULL) as camera:
         demo = None
         try:
-            deadline = time.monotonic() + 10
-            while not udp_port_bound("127.0.0.1", 3956):
-                if camera.poll() is not None or time.monotonic() > deadline:
-                    fail("the fake camera did not come up")
-                time.sleep(0.02)
             cmd = [binary, "--source=aravis:127.0.0.1", "--json", "--duration=60", *args]
             print("$ " + " ".join(cmd), flush=True)
             demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

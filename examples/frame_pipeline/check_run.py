@@ -15,17 +15,17 @@ stops the camera); with FFmpeg: encode (--encode runs whose files
 CHECK_ENCODED decodes and verifies, and bad --encode values). Every run gets a fresh, private TMPDIR, which
 must be empty again afterwards (the temporary output file is removed).
 """
-import ctypes
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from fake_gige_camera import fake_camera
 
 TIMEOUT_S = 100
 
@@ -460,48 +460,13 @@ def mode_aravis_bad_args(binary, tmpdir):
     print("PASS: aravis_bad_args")
 
 
-def udp_port_bound(address, port):
-    """True if some process has bound UDP address:port (the fake camera is up)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.bind((address, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        probe.close()
-
-
-def die_with_parent():
-    """preexec_fn: the camera gets SIGKILL if this script dies (PR_SET_PDEATHSIG)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
 def mode_aravis_gige(binary, camera_exe, args, tmpdir):
     """The demo over real GigE Vision: Aravis's fake camera as a child process."""
-    if udp_port_bound("127.0.0.1", 3956):
-        fail("UDP 127.0.0.1:3956 is already taken (another fake camera?): refusing to talk to it")
-    print(f"$ {camera_exe} -i 127.0.0.1 &", flush=True)
-    camera = subprocess.Popen([camera_exe, "-i", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                              preexec_fn=die_with_parent)
-    try:
-        deadline = time.monotonic() + 10
-        while not udp_port_bound("127.0.0.1", 3956):
-            if camera.poll() is not None or time.monotonic() > deadline:
-                fail("the fake camera did not come up")
-            time.sleep(0.02)
+    with fake_camera(camera_exe, fail):
         s = summary_of(binary, ["--source=aravis:127.0.0.1", *args], tmpdir, allow_incomplete=True)
         check_camera_run(s, "aravis_gige")
         if s["frames_delivered"] * 10 < (s["frames_delivered"] + s["failed_buffers"]) * 9:
             fail(f"fewer than 90 % of the frames complete: {s['failed_buffers']} failed")
-    finally:
-        camera.terminate()
-        try:
-            camera.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            camera.kill()
-            camera.wait()
     expect_clean_tmpdir(tmpdir)
     print(f"PASS: aravis_gige ({s['frames_verified']} frames verified, {s['failed_buffers']} failed, "
           f"{s['library_allocations']} allocations on Aravis's threads)")
