@@ -1,4 +1,4 @@
-// Built with DAQ_POOL_DEBUG=0 (MIXED) or 1 (the control); see CMakeLists.txt.
+// Built with DAQ_POOL_DEBUG=0 (MIXED) or 1 (the control); see ../abi_mix/CMakeLists.txt (COMPONENT=aravis).
 #include <daq_pool/aravis.hpp>
 #include <daq_pool/aravis/fake_camera.hpp>
 
