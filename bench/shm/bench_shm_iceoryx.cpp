@@ -93,7 +93,8 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::size_t max_in_flight = 4;
-constexpr const char* roudi_lock = "/tmp/iox-unique-roudi.lock";  // iceoryx 2.0: ROUDI_LOCK_NAME in IOX_LOCK_FILE_PATH_PREFIX
+constexpr const char* roudi_lock =
+    "/tmp/iox-unique-roudi.lock";  // iceoryx 2.0: ROUDI_LOCK_NAME in IOX_LOCK_FILE_PATH_PREFIX
 
 /// What the publisher writes at the start of every payload.
 struct Header {
@@ -215,7 +216,7 @@ int subscribe_loop(const Role& r, const SyscallCounter& calls, Receive receive) 
     const std::uint64_t t = now_ns();
     if (!h || h->sequence != i) {
       std::fprintf(stderr, "bench_shm_iceoryx: %s subscriber: expected frame %" PRIu64 ", got %s\n", r.system.c_str(),
-                   i, h ? std::to_string(h->sequence).c_str() : "none within 20 s");
+                   i, h ? std::to_string(h->sequence).c_str() : "none (the stream ended, or 20 s passed)");
       return 1;
     }
     if (i == r.warmup) w.begin(calls);  // the window: the receipt of the last warm-up frame to the last frame
@@ -397,10 +398,9 @@ int floor_subscriber(const Role& r, const SyscallCounter& calls) {
 int run_role(const Role& r) {
   const SyscallCounter calls;  // first: before any library starts a thread
   using Fn = int (*)(const Role&, const SyscallCounter&);
-  const std::map<std::string, Fn> roles{
-      {"daq-pool/publisher", daq_publisher}, {"daq-pool/subscriber", daq_subscriber},
-      {"iceoryx/publisher", iox_publisher},  {"iceoryx/subscriber", iox_subscriber},
-      {"floor/publisher", floor_publisher},  {"floor/subscriber", floor_subscriber}};
+  const std::map<std::string, Fn> roles{{"daq-pool/publisher", daq_publisher}, {"daq-pool/subscriber", daq_subscriber},
+                                        {"iceoryx/publisher", iox_publisher},  {"iceoryx/subscriber", iox_subscriber},
+                                        {"floor/publisher", floor_publisher},  {"floor/subscriber", floor_subscriber}};
   const auto it = roles.find(r.system + "/" + r.role);
   if (it == roles.end()) throw std::invalid_argument("unknown role " + r.system + "/" + r.role);
   return it->second(r, calls);
@@ -409,12 +409,40 @@ int run_role(const Role& r) {
 // ---------------------------------------------------------------------------
 // The orchestrator.
 
-volatile sig_atomic_t g_roudi_pid = 0;  // for the signal handler: stop our RouDi, by PID, on SIGINT/SIGTERM
+// For the SIGINT/SIGTERM handler: our RouDi and the running pair of role
+// processes, stopped by PID (async-signal-safe calls only).
+volatile sig_atomic_t g_roudi_pid = 0;
+volatile sig_atomic_t g_role_pids[2] = {0, 0};
 
 extern "C" void on_signal(int sig) {
-  if (g_roudi_pid > 0) ::kill(g_roudi_pid, SIGTERM);
+  for (const sig_atomic_t pid : g_role_pids)  // reaped by init once we are gone
+    if (pid > 0) ::kill(pid, SIGKILL);
+  if (const pid_t roudi = g_roudi_pid; roudi > 0) {
+    ::kill(roudi, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 1000 && ::waitpid(roudi, &st, WNOHANG) == 0; ++i) {  // at most 10 s
+      const timespec pause{0, 10000000};
+      ::nanosleep(&pause, nullptr);
+    }
+    if (::waitpid(roudi, &st, WNOHANG) == 0) {
+      ::kill(roudi, SIGKILL);
+      ::waitpid(roudi, &st, 0);
+    }
+  }
   ::_exit(128 + sig);
 }
+
+/// Shows the signal handler the PIDs of the running pair of role processes
+/// while it lives (the subscriber's is set once it is started).
+struct RolePids {
+  explicit RolePids(pid_t publisher) { g_role_pids[0] = publisher; }
+  RolePids(const RolePids&) = delete;
+  RolePids& operator=(const RolePids&) = delete;
+  ~RolePids() {
+    g_role_pids[0] = 0;
+    g_role_pids[1] = 0;
+  }
+};
 
 /// True if another RouDi holds iceoryx's machine-wide lock (checked with a
 /// non-blocking flock, released at once; nothing of it is touched).
@@ -440,7 +468,8 @@ class Roudi {
       f << "[general]\nversion = 1\n\n[[segment]]\n";
       // Chunk = iceoryx's chunk header (40 bytes) + payload; 256 bytes of
       // margin. Enough chunks for the queue, the one held and the loaned.
-      for (const std::size_t b : sizes) f << "\n[[segment.mempool]]\nsize = " << (b + 256 + 7) / 8 * 8 << "\ncount = 16\n";
+      for (const std::size_t b : sizes)
+        f << "\n[[segment.mempool]]\nsize = " << (b + 256 + 7) / 8 * 8 << "\ncount = 16\n";
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -455,11 +484,12 @@ class Roudi {
     if (rc != 0) throw std::runtime_error("cannot start " + exe + ": " + std::strerror(rc));
     g_roudi_pid = pid_;
     // Ready once it says so (bounded; it must not die meanwhile).
-    const bool up = shm_test::wait_until([&] { return !alive() || log().find("RouDi is ready for clients") != std::string::npos; }, 20s);
+    const bool up = shm_test::wait_until(
+        [&] { return !alive() || log().find("RouDi is ready for clients") != std::string::npos; }, 20s);
     if (!up || !alive()) {
       const std::string why = log();
       stop();
-      throw std::runtime_error("iox-roudi did not come up within 20 s; its output:\n" + why);
+      throw std::runtime_error("iox-roudi exited or did not come up within 20 s; its output:\n" + why);
     }
   }
   Roudi(const Roudi&) = delete;
@@ -526,19 +556,26 @@ std::optional<Sample> measure(const Settings& s, const shm_test::TempDir& dir, c
   const std::string endpoint = dir / ("run-" + std::to_string(++run));
   const std::uint64_t frames = mode == "latency" ? s.latency_frames : s.frames;
   const auto args = [&](const char* role) {
-    return std::vector<std::string>{self_exe(),          "--role",
-                                    system,              role,
-                                    mode,                std::to_string(bytes),
-                                    std::to_string(s.warmup), std::to_string(frames),
-                                    std::to_string(s.rate), endpoint};
+    return std::vector<std::string>{self_exe(),
+                                    "--role",
+                                    system,
+                                    role,
+                                    mode,
+                                    std::to_string(bytes),
+                                    std::to_string(s.warmup),
+                                    std::to_string(frames),
+                                    std::to_string(s.rate),
+                                    endpoint};
   };
   const std::string what = system + " " + mode + " " + std::to_string(bytes) + " B";
   shm_test::Child pub(args("publisher"));
+  const RolePids pids(pub.pid());
   if (!pub.wait_for_output("ready", 20s)) {
     std::fprintf(stderr, "bench_shm_iceoryx: %s: the publisher did not start\n", what.c_str());
     return std::nullopt;
   }
   shm_test::Child sub(args("subscriber"));
+  g_role_pids[1] = sub.pid();
   const auto limit = std::chrono::milliseconds(60000 + static_cast<long>(frames * 2));
   const std::optional<int> sub_rc = sub.wait(limit);
   const std::optional<int> pub_rc = pub.wait(30s);
@@ -623,8 +660,8 @@ int orchestrate(const Settings& s) {
   for (int rep = 0; rep < s.repetitions && ok; ++rep) {
     for (const std::size_t bytes : s.sizes) {
       // Alternating: daq-pool first in even repetitions, iceoryx first in odd.
-      const std::vector<std::string> order =
-          rep % 2 == 0 ? std::vector<std::string>{"daq-pool", "iceoryx"} : std::vector<std::string>{"iceoryx", "daq-pool"};
+      const std::vector<std::string> order = rep % 2 == 0 ? std::vector<std::string>{"daq-pool", "iceoryx"}
+                                                          : std::vector<std::string>{"iceoryx", "daq-pool"};
       for (const std::string& system : order) {
         for (const char* mode : {"throughput", "latency"}) {
           const std::optional<Sample> x = measure(s, dir, system, mode, bytes);
@@ -648,19 +685,22 @@ int orchestrate(const Settings& s) {
   }
 
   const Result floor = medians(fast["floor"][0], paced["floor"][0]);
-  std::printf("daq_pool::shm vs iceoryx 2.0.3: 1 publisher + 1 subscriber process, zero copy, <= %zu in flight; "
-              "medians of %d repetitions (alternating); throughput over %" PRIu64 " frames, latency over %" PRIu64
-              " frames at %.0f Hz\n\n",
-              max_in_flight, s.repetitions, s.frames, s.latency_frames, s.rate);
-  std::printf("| payload | system | frames/s | CPU us/frame pub / sub | syscalls/frame pub / sub (full speed) | "
-              "syscalls/frame pub / sub (%.0f Hz) | latency p50 / p99 us |\n|---|---|---|---|---|---|---|\n",
-              s.rate);
+  std::printf(
+      "daq_pool::shm vs iceoryx 2.0.3: 1 publisher + 1 subscriber process, zero copy, <= %zu in flight; "
+      "medians of %d repetitions (alternating); throughput over %" PRIu64 " frames, latency over %" PRIu64
+      " frames at %.0f Hz\n\n",
+      max_in_flight, s.repetitions, s.frames, s.latency_frames, s.rate);
+  std::printf(
+      "| payload | system | frames/s | CPU us/frame pub / sub | syscalls/frame pub / sub (full speed) | "
+      "syscalls/frame pub / sub (%.0f Hz) | latency p50 / p99 us |\n|---|---|---|---|---|---|---|\n",
+      s.rate);
   const auto row = [](const std::string& size, const std::string& system, const Result& r) {
     std::printf("| %s | %s | %.0f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.1f / %.1f |\n", size.c_str(),
                 system.c_str(), r.fps, r.pub_cpu_us, r.sub_cpu_us, r.pub_calls, r.sub_calls, r.pub_calls_paced,
                 r.sub_calls_paced, r.p50_us, r.p99_us);
   };
-  std::string json = "{\"repetitions\": " + std::to_string(s.repetitions) + ", \"frames\": " + std::to_string(s.frames) +
+  std::string json = "{\"repetitions\": " + std::to_string(s.repetitions) +
+                     ", \"frames\": " + std::to_string(s.frames) +
                      ", \"latency_frames\": " + std::to_string(s.latency_frames) +
                      ", \"rate_hz\": " + std::to_string(s.rate) + ", \"results\": [";
   const auto json_of = [](const std::string& system, std::size_t bytes, const Result& r) {
@@ -669,8 +709,8 @@ int orchestrate(const Settings& s) {
                   "{\"system\": \"%s\", \"bytes\": %zu, \"frames_per_s\": %.1f, \"pub_cpu_us\": %.3f, "
                   "\"sub_cpu_us\": %.3f, \"pub_syscalls\": %.3f, \"sub_syscalls\": %.3f, \"pub_syscalls_paced\": "
                   "%.3f, \"sub_syscalls_paced\": %.3f, \"p50_us\": %.2f, \"p99_us\": %.2f}",
-                  system.c_str(), bytes, r.fps, r.pub_cpu_us, r.sub_cpu_us, r.pub_calls, r.sub_calls,
-                  r.pub_calls_paced, r.sub_calls_paced, r.p50_us, r.p99_us);
+                  system.c_str(), bytes, r.fps, r.pub_cpu_us, r.sub_cpu_us, r.pub_calls, r.sub_calls, r.pub_calls_paced,
+                  r.sub_calls_paced, r.p50_us, r.p99_us);
     return std::string(buf);
   };
   json += json_of("floor", 0, floor);
@@ -681,15 +721,21 @@ int orchestrate(const Settings& s) {
     const Result x = medians(fast["iceoryx"][bytes], paced["iceoryx"][bytes]);
     row(size_name(bytes), "daq-pool", d);
     row(size_name(bytes), "iceoryx", x);
-    const Result q{d.fps / x.fps,       d.pub_cpu_us / x.pub_cpu_us, d.sub_cpu_us / x.sub_cpu_us,
-                   d.pub_calls / x.pub_calls, d.sub_calls / x.sub_calls, d.p50_us / x.p50_us,
-                   d.p99_us / x.p99_us, d.pub_calls_paced / x.pub_calls_paced,
+    const Result q{d.fps / x.fps,
+                   d.pub_cpu_us / x.pub_cpu_us,
+                   d.sub_cpu_us / x.sub_cpu_us,
+                   d.pub_calls / x.pub_calls,
+                   d.sub_calls / x.sub_calls,
+                   d.p50_us / x.p50_us,
+                   d.p99_us / x.p99_us,
+                   d.pub_calls_paced / x.pub_calls_paced,
                    d.sub_calls_paced / x.sub_calls_paced};
-    std::printf("| %s | **ratio daq-pool / iceoryx** | %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n",
-                size_name(bytes).c_str(), q.fps, q.pub_cpu_us, q.sub_cpu_us, q.pub_calls, q.sub_calls,
-                q.pub_calls_paced, q.sub_calls_paced, q.p50_us, q.p99_us);
-    json += ", " + json_of("daq-pool", bytes, d) + ", " + json_of("iceoryx", bytes, x) + ", " +
-            json_of("ratio", bytes, q);
+    std::printf(
+        "| %s | **ratio daq-pool / iceoryx** | %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n",
+        size_name(bytes).c_str(), q.fps, q.pub_cpu_us, q.sub_cpu_us, q.pub_calls, q.sub_calls, q.pub_calls_paced,
+        q.sub_calls_paced, q.p50_us, q.p99_us);
+    json +=
+        ", " + json_of("daq-pool", bytes, d) + ", " + json_of("iceoryx", bytes, x) + ", " + json_of("ratio", bytes, q);
     const std::array<std::pair<const char*, bool>, 4> g{{{"throughput >= iceoryx", q.fps >= 1.0},
                                                          {"CPU/frame publisher <= iceoryx", q.pub_cpu_us <= 1.0},
                                                          {"CPU/frame subscriber <= iceoryx", q.sub_cpu_us <= 1.0},
@@ -732,17 +778,26 @@ int main(int argc, char** argv) {
         if (i + 1 >= a.size()) throw std::invalid_argument(a[i] + " needs a value");
         return a[++i];
       };
-      if (a[i] == "--frames") s.frames = std::stoull(value());
-      else if (a[i] == "--latency-frames") s.latency_frames = std::stoull(value());
-      else if (a[i] == "--warmup") s.warmup = std::stoull(value());
-      else if (a[i] == "--rate") s.rate = std::stod(value());
-      else if (a[i] == "--repetitions") s.repetitions = std::stoi(value());
-      else if (a[i] == "--sizes") s.sizes = parse_sizes(value());
-      else if (a[i] == "--roudi") s.roudi = value();
-      else if (a[i] == "--json") s.json = true;
-      else throw std::invalid_argument("unknown argument " + a[i] +
-                                       " (--frames N --latency-frames N --warmup N --rate HZ --repetitions R "
-                                       "--sizes B,B --roudi PATH --json)");
+      if (a[i] == "--frames")
+        s.frames = std::stoull(value());
+      else if (a[i] == "--latency-frames")
+        s.latency_frames = std::stoull(value());
+      else if (a[i] == "--warmup")
+        s.warmup = std::stoull(value());
+      else if (a[i] == "--rate")
+        s.rate = std::stod(value());
+      else if (a[i] == "--repetitions")
+        s.repetitions = std::stoi(value());
+      else if (a[i] == "--sizes")
+        s.sizes = parse_sizes(value());
+      else if (a[i] == "--roudi")
+        s.roudi = value();
+      else if (a[i] == "--json")
+        s.json = true;
+      else
+        throw std::invalid_argument("unknown argument " + a[i] +
+                                    " (--frames N --latency-frames N --warmup N --rate HZ --repetitions R "
+                                    "--sizes B,B --roudi PATH --json)");
     }
     if (s.frames == 0 || s.latency_frames == 0 || s.warmup == 0 || s.rate <= 0 || s.repetitions < 1)
       throw std::invalid_argument("--frames, --latency-frames, --warmup, --rate and --repetitions must be > 0");
