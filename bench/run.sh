@@ -10,13 +10,16 @@
 #
 # Environment: BUILD_DIR (default build/bench), OUT_DIR (default bench/),
 # REPETITIONS (5), MIN_TIME (seconds, 0.5), FILTER (regex over scenario names:
-# cycle view access handoff contended pipeline first_touch zmq asio), HIGH_PRIORITY=1
+# cycle view access handoff contended pipeline first_touch zmq asio shm_iceoryx), HIGH_PRIORITY=1
 # (on a shared machine, as root: runs each benchmark in its own session at
 # autogroup nice -20, so that other users' jobs don't preempt the threads;
 # with autogroup scheduling, plain `nice` has no effect across sessions).
 # Needs: cmake >= 3.25, ninja, a C++20 compiler, libbenchmark-dev, python3,
 # gnuplot (optional: the plots); libavutil-dev and libgstreamer1.0-dev for
-# those baselines; libzmq3-dev for the zmq scenario.
+# those baselines; libzmq3-dev for the zmq scenario; iceoryx libiceoryx-posh-dev
+# libiceoryx-hoofs-dev for shm_iceoryx (bench/shm/bench_shm_iceoryx: not a
+# Google Benchmark binary; it starts its own iox-roudi and writes its table,
+# with ratios and goals, to bench/shm_iceoryx.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +39,9 @@ targets=()
 for s in "${scenarios[@]}"; do
   [[ "$s" =~ $filter ]] && grep -q "bench_$s\b" <<<"$available" && targets+=("bench_$s")
 done
-cmake --build "$build" --parallel "${JOBS:-$(nproc)}" --target "${targets[@]}"
+if ((${#targets[@]})); then
+  cmake --build "$build" --parallel "${JOBS:-$(nproc)}" --target "${targets[@]}"
+fi
 
 # Results of scenarios not re-run now (FILTER) are kept: results.md covers
 # every scenario measured in this build directory.
@@ -75,6 +80,24 @@ for t in "${targets[@]}"; do
     --benchmark_context="$context" \
     --benchmark_out="$json/$t.json" --benchmark_out_format=json
 done
+
+# daq_pool::shm beside iceoryx: its own table (medians of 3 alternating
+# repetitions, ratios daq-pool / iceoryx, goals met or not), with the load.
+if [[ "shm_iceoryx" =~ $filter ]] && grep -q "bench_shm_iceoryx\b" <<<"$available"; then
+  echo "== bench_shm_iceoryx" >&2
+  cmake --build "$build" --target bench_shm_iceoryx
+  {
+    echo "# daq_pool::shm beside iceoryx"
+    echo
+    echo "$(date -u '+%F %H:%M UTC'), ${cpu:-?}, priority $priority, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    "${runner[@]}" "$build/bench/shm/bench_shm_iceoryx" --json
+    echo
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } >"$out/shm_iceoryx.md.tmp"
+  mv "$out/shm_iceoryx.md.tmp" "$out/shm_iceoryx.md"
+  echo "wrote $out/shm_iceoryx.md" >&2
+fi
 
 python3 "$here/report.py" "$json" "$out/results.md" "$json"
 if command -v gnuplot >/dev/null; then
