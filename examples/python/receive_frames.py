@@ -112,17 +112,16 @@ def load_keys(opt):
     files, or None without CURVE; exits 2 naming the flag of a bad file."""
     if not opt.key:
         return None
-    for flag, path, secret in (("--key", opt.key, True), ("--server-key", opt.server_key, False)):
-        try:
-            if secret:
-                own_secret = load_curve_key(path, secret=True)
-                own_public = load_curve_key(path)
-            else:
-                server_public = load_curve_key(path)
-        except ValueError as e:
-            sys.stderr.write(f"receive_frames.py: {flag}: {e}\n")
-            sys.exit(2)
-    return own_public, own_secret, server_public
+    try:
+        own = load_curve_key(opt.key), load_curve_key(opt.key, secret=True)
+    except ValueError as e:
+        sys.stderr.write(f"receive_frames.py: --key: {e}\n")
+        sys.exit(2)
+    try:
+        return (*own, load_curve_key(opt.server_key))
+    except ValueError as e:
+        sys.stderr.write(f"receive_frames.py: --server-key: {e}\n")
+        sys.exit(2)
 
 
 def print_progress(rx, start, now, printed, info):
