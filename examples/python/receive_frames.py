@@ -15,9 +15,13 @@ Each frame is one ZeroMQ message of two parts:
              24  u64      timestamp, ns since the Unix epoch (0: unknown)
   2. the payload.
 The payload is viewed in place, as a numpy array over the message pyzmq
-received (recv_multipart(copy=False), np.frombuffer): no copy is made.
+received: no copy is made.
 
-The full format: include/daq_pool/zmq/wire.hpp and docs/zmq.md.
+This script is the command line over the daq_pool package (python/):
+daq_pool.zmq.Receiver speaks the wire format and checks every message
+(header, parts, size, checksum, gaps in the numbering, ZMQ_MAXMSGSIZE,
+CURVE); daq_pool.pattern checks the demo's pattern of every byte. The full
+format: include/daq_pool/zmq/wire.hpp and docs/zmq.md.
 
 usage: receive_frames.py --connect=ENDPOINT [--mode=pull|sub] [--frames=N]
            [--duration=S] [--idle-timeout=S] [--hwm=N] [--max-fps=R]
@@ -30,186 +34,24 @@ encrypted and the sender admits this receiver only if its public key is in
 the sender's allow-list.
 Exit codes: 0 every frame good; 1 a bad frame; 2 bad arguments or setup;
 3 no frame received (unless --allow-empty).
-Run with /usr/bin/python3 on Debian (python3-zmq python3-numpy).
+Run with /usr/bin/python3 on Debian (python3-zmq python3-numpy). The
+package: the installed daq_pool, else this checkout's python/.
 """
 import argparse
-import collections
-import errno
 import json
 import os
 import signal
-import socket
-import struct
 import sys
 import time
 
-import numpy as np
 import zmq
-import zmq.auth
-from zmq.utils.monitor import recv_monitor_message
 
-# ---------------------------------------------------------------- the wire --
-
-MAGIC = b"DAQZ"
-VERSION = 1
-HEADER = struct.Struct("<4sBBHQIIQ")  # magic, version, kind, flags, number, size, checksum, timestamp
-assert HEADER.size == 32
-CHECKSUM_NONE, CHECKSUM_SAMPLED, CHECKSUM_FULL = 0, 1, 2
-FLAG_END_OF_STREAM = 1
-FLAG_SHARED_NUMBERING = 2
-PAGE_WORDS, SAMPLE_WORDS = 512, 8  # sampled: the first 8 words of every 512 (64 B of every 4 KiB)
-M64 = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-def _fletcher(words, extra=()):
-    """a = sum, b = sum of the running a, over `words` then `extra`, mod 2^64."""
-    a = int(words.sum(dtype=np.uint64)) if words.size else 0
-    b = int(np.cumsum(words, dtype=np.uint64).sum(dtype=np.uint64)) if words.size else 0
-    for e in extra:
-        a = (a + e) & M64
-        b = (b + a) & M64
-    return a, b
-
-
-def wire_checksum(payload, kind):
-    """The header's checksum of `payload` (a buffer), as daq_pool/zmq.hpp's
-    payload_checksum computes it."""
-    n = len(payload)
-    if kind == CHECKSUM_NONE or n == 0:
-        return 0
-    whole, tail = divmod(n, 8)
-    w = np.frombuffer(payload, dtype="<u8", count=whole)
-    extra = []
-    if kind == CHECKSUM_FULL:
-        sel = w
-        if tail:
-            extra.append(int.from_bytes(bytes(payload[whole * 8:]), "little"))
-    else:
-        pages = whole // PAGE_WORDS
-        sel = np.concatenate((w[:pages * PAGE_WORDS].reshape(pages, PAGE_WORDS)[:, :SAMPLE_WORDS].ravel(),
-                              w[pages * PAGE_WORDS:pages * PAGE_WORDS + SAMPLE_WORDS]))
-        if tail:  # the zero-padded last word: sampled, or added as the last word, once either way
-            extra.append(int.from_bytes(bytes(payload[whole * 8:]), "little"))
-        elif (whole - 1) % PAGE_WORDS >= SAMPLE_WORDS:
-            extra.append(int(w[whole - 1]))
-    a, b = _fletcher(sel, extra)
-    c = (a ^ (b * GOLDEN)) & M64
-    return (c ^ (c >> 32)) & 0xFFFFFFFF
-
-
-def encode_header(number, payload_bytes, checksum, kind=CHECKSUM_SAMPLED, flags=0, timestamp_ns=0, version=VERSION):
-    return HEADER.pack(MAGIC, version, kind, flags, number, payload_bytes, checksum, timestamp_ns)
-
-
-def decode_header(part):
-    """(fields dict, None) or (None, reason)."""
-    if len(part) < 5:
-        return None, "header part too short for the magic and version"
-    if bytes(part[:4]) != MAGIC:
-        return None, 'header part does not start with the magic "DAQZ"'
-    if part[4] != VERSION:
-        return None, "unsupported wire format version"
-    if len(part) != HEADER.size:
-        return None, "header part is not 32 bytes"
-    _, version, kind, flags, number, size, checksum, ts = HEADER.unpack(bytes(part))
-    if kind > CHECKSUM_FULL:
-        return None, "unknown checksum kind"
-    return {"version": version, "kind": kind, "flags": flags, "number": number, "size": size,
-            "checksum": checksum, "timestamp_ns": ts}, None
-
-
-# ------------------------------------------------ the demo's frame pattern --
-# examples/frame_pipeline/frame_pattern.hpp: a 32-byte header (magic
-# "DAQFRAME", frame number, frame size, checksum) and payload words
-# w[i] = mix(number) + i * STEP (mod 2^64), little-endian.
-
-PATTERN_MAGIC = 0x454D415246514144
-STEP = 0xD6E8FEB86659FD93
-# One base array per frame size seen, the most recent few only: a sender (or
-# a stranger) sending many sizes must not grow this without bound.
-_BASE_CACHE_SIZES = 4
-_base_cache = collections.OrderedDict()
-
-
-def _mix(x):
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
-def _expected_words(number, words):
-    base = _base_cache.get(words)
-    if base is None:
-        base = _base_cache[words] = np.arange(words, dtype=np.uint64) * np.uint64(STEP)
-        while len(_base_cache) > _BASE_CACHE_SIZES:
-            _base_cache.popitem(last=False)
-    else:
-        _base_cache.move_to_end(words)
-    return base + np.uint64(_mix(number))  # wraps mod 2^64, like the C++ side
-
-
-def _tail_bytes(number, words, tail):
-    return ((_mix(number) + words * STEP) & M64).to_bytes(8, "little")[:tail]
-
-
-def pattern_frame(number, size):
-    """Frame `number` of `size` bytes, exactly as the demo's sensor makes it."""
-    words, tail = divmod(size - 32, 8)
-    w = _expected_words(number, words)
-    t = _tail_bytes(number, words, tail)
-    a, b = _fletcher(w, [int.from_bytes(t, "little")] if tail else [])
-    return struct.pack("<QQQQ", PATTERN_MAGIC, number, size, (a ^ (b * GOLDEN)) & M64) + w.tobytes() + t
-
-
-def verify_pattern(payload):
-    """None if `payload` (a buffer) is a frame of the demo's pattern, else why not."""
-    n = len(payload)
-    if n < 32:
-        return "shorter than its header"
-    magic, number, size, checksum = struct.unpack_from("<QQQQ", payload, 0)
-    if magic != PATTERN_MAGIC:
-        return "header magic is wrong"
-    if size != n:
-        return "size differs from the header's"
-    words, tail = divmod(n - 32, 8)
-    w = np.frombuffer(payload, dtype="<u8", count=words, offset=32)  # a view of the message: no copy
-    expected = _expected_words(number, words)
-    if not np.array_equal(w, expected):
-        first = int(np.argmax(w != expected))
-        return f"payload differs from the sensor's pattern (byte offset {32 + 8 * first})"
-    extra = []
-    if tail:
-        t = bytes(payload[32 + 8 * words:])
-        if t != _tail_bytes(number, words, tail):
-            return f"payload differs from the sensor's pattern (byte offset {32 + 8 * words})"
-        extra.append(int.from_bytes(t, "little"))
-    a, b = _fletcher(w, extra)
-    if (a ^ (b * GOLDEN)) & M64 != checksum:
-        return "payload checksum differs from the header's"
-    return None
-
-
-# ---------------------------------------------------------------- receive --
-
-def check_message(parts):
-    """(header fields, payload buffer, None) for a valid frame, else (header or None, None, reason)."""
-    header, why = decode_header(parts[0].buffer)
-    if why:
-        return None, None, why
-    if len(parts) == 1:
-        return header, None, "message has a header but no payload part"
-    if len(parts) > 2:
-        return header, None, "message has more than two parts"
-    payload = parts[1].buffer  # a memoryview of the received message
-    if len(payload) != header["size"]:
-        return header, None, "payload size differs from the header's"
-    if header["flags"] & FLAG_END_OF_STREAM and len(payload):
-        return header, None, "end-of-stream message with a payload"
-    if wire_checksum(payload, header["kind"]) != header["checksum"]:
-        return header, None, "payload checksum differs from the header's"
-    return header, payload, None
+try:
+    import daq_pool  # noqa: F401  (the installed package, if any)
+except ImportError:  # run from a checkout: the package next to examples/
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from daq_pool import EndpointError, pattern
+from daq_pool.zmq import EndOfStream, Receiver, load_curve_key, write_curve_keypair
 
 
 def parse_args(argv):
@@ -259,59 +101,37 @@ def parse_args(argv):
 
 def gen_key(base):
     """Writes BASE.key and BASE.key_secret (ZeroMQ's certificate format)."""
-    directory, name = os.path.split(os.path.abspath(base))
-    public_file, secret_file = zmq.auth.create_certificates(directory, name)
-    os.chmod(secret_file, 0o600)
-    public, _ = zmq.auth.load_certificate(public_file)
+    public_file, secret_file, public = write_curve_keypair(base)
     print(f"wrote {public_file} (public: give it to the other side) and {secret_file} (keep it here)\n"
           f"public key {public.decode()}")
     return 0
 
 
-def unresolvable_host(endpoint):
-    """A sentence if tcp://HOST:PORT names a HOST that does not resolve (zmq_connect
-    accepts it and retries in silence), else None."""
-    if not endpoint.startswith("tcp://") or ":" not in endpoint[6:]:
-        return None
-    host = endpoint[6:endpoint.rfind(":")].split(";")[-1].strip("[]")
-    if not host or host == "*":
+def load_keys(opt):
+    """(this receiver's public, its secret, the sender's public) from the key
+    files, or None without CURVE; exits 2 naming the flag of a bad file."""
+    if not opt.key:
         return None
     try:
-        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        return (f"host '{host}' does not resolve ({e.strerror}); allowed: tcp://HOST:PORT with HOST an IP address "
-                "or a name this machine resolves")
-    return None
+        own = load_curve_key(opt.key), load_curve_key(opt.key, secret=True)
+    except ValueError as e:
+        sys.stderr.write(f"receive_frames.py: --key: {e}\n")
+        sys.exit(2)
+    try:
+        return (*own, load_curve_key(opt.server_key))
+    except ValueError as e:
+        sys.stderr.write(f"receive_frames.py: --server-key: {e}\n")
+        sys.exit(2)
 
 
-PROTOCOL_ERROR_MECHANISM_MISMATCH = 0x11000002
-PROTOCOL_ERROR_CRYPTOGRAPHIC = 0x11000001
-PROTOCOL_ERROR_KEY_EXCHANGE = 0x10000003
-
-
-def describe_handshake_failure(event, value, endpoint):
-    """Why the handshake with the sender failed, in words (as daq_pool/zmq/monitor.hpp says it)."""
-    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        return (f"the sender at {endpoint} refused this receiver's CURVE key (ZAP status {value}): its public key "
-                "is not in the sender's allow-list")
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        if value == PROTOCOL_ERROR_MECHANISM_MISMATCH:
-            return (f"handshake with the sender at {endpoint} failed: security mismatch (one side uses CURVE, the "
-                    "other plain TCP; give both the keys, or neither)")
-        if value in (PROTOCOL_ERROR_CRYPTOGRAPHIC, PROTOCOL_ERROR_KEY_EXCHANGE):
-            return (f"handshake with the sender at {endpoint} failed: CURVE key exchange failed (is the sender's "
-                    "public key the right one?)")
-        return (f"handshake with the sender at {endpoint} failed: protocol error 0x{value:08x} (not a ZeroMQ peer "
-                "of this version, or a security mismatch)")
-    if value in (errno.EPIPE, errno.ECONNRESET):
-        return (f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)} (the peer hung up during the "
-                "handshake: a security mismatch, e.g. the sender requires CURVE: give --server-key and --key)")
-    return f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)}"
-
-
-def failure_rank(event):
-    """How much a handshake failure says: a receiver keeps the most telling one."""
-    return {zmq.EVENT_HANDSHAKE_FAILED_AUTH: 3, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 2}.get(event, 1)
+def print_progress(rx, start, now, printed, info):
+    """One progress line; returns the new (frames, time) printed."""
+    dt = now - printed[1]
+    good = rx.received
+    print(f"{now - start:6.1f} s  {good} frames  {(good - printed[0]) / dt if dt else 0:.1f} fps  "
+          f"{rx.bytes_received / (now - start) / 1e9:.3f} GB/s  gaps {rx.gaps} ({rx.missing} missing)  "
+          f"bad {rx.bad}", file=info, flush=True)
+    return good, now
 
 
 def main(argv):
@@ -322,23 +142,7 @@ def main(argv):
         except OSError as e:
             sys.stderr.write(f"receive_frames.py: --gen-key={opt.gen_key}: {e}\n")
             return 2
-    keys = None
-    if opt.key:
-        try:
-            public, secret = zmq.auth.load_certificate(opt.key)
-            if not secret:
-                raise ValueError(f"key file {opt.key}: no secret-key (this is a public certificate; give the "
-                                 "NAME.key_secret file)")
-            server_public, _ = zmq.auth.load_certificate(opt.server_key)
-            keys = (public, secret, server_public)
-        except (OSError, ValueError) as e:
-            which = "--key" if keys is None and "secret" in str(e) else "--server-key"
-            sys.stderr.write(f"receive_frames.py: {which}: {e}\n")
-            return 2
-    why = unresolvable_host(opt.connect)
-    if why:
-        sys.stderr.write(f"receive_frames.py: --connect={opt.connect}: {why}\n")
-        return 2
+    keys = load_keys(opt)
     info = sys.stderr if opt.json else sys.stdout
     stop = {"signal": False}
 
@@ -347,35 +151,18 @@ def main(argv):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB if opt.mode == "sub" else zmq.PULL)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, opt.hwm)
-    sock.setsockopt(zmq.RCVTIMEO, 100)
-    # A peer's length prefix may not make libzmq allocate more than this (+64:
-    # CURVE's per-message overhead, as daq_pool::zmq::max_message_bytes).
-    sock.setsockopt(zmq.MAXMSGSIZE, max(opt.max_frame_bytes, HEADER.size) + 64)
-    # A vanished sender's host is noticed within seconds: TCP keepalive only,
-    # no ZMTP heartbeats (on a receiver that reads slower than frames arrive
-    # they crash libzmq 4.3.4; see daq_pool::zmq::set_liveness).
-    sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-    sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 5)
-    sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
-    sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+    def on_refusal(why):
+        sys.stderr.write(f"receive_frames.py: {why}\n")
+        sys.stderr.flush()
+
+    curve = {}
     if keys:
-        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = keys
-    if opt.mode == "sub":
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                      zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        curve = dict(curve_public_key=keys[0], curve_secret_key=keys[1], curve_server_key=keys[2])
     try:
-        sock.connect(opt.connect)
-    except zmq.ZMQError as e:
-        sys.stderr.write(f"receive_frames.py: --connect={opt.connect}: zmq_connect({opt.connect}): {e.strerror}; "
-                         "allowed: tcp://HOST:PORT or ipc://PATH\n")
-        monitor.close()
-        sock.close()
-        ctx.term()
+        rx = Receiver(opt.connect, mode=opt.mode, hwm=opt.hwm, max_frame_bytes=opt.max_frame_bytes,
+                      verify=pattern.verify if opt.verify == "pattern" else None, on_refusal=on_refusal, **curve)
+    except EndpointError as e:
+        sys.stderr.write(f"receive_frames.py: --connect={opt.connect}: {e.reason}\n")
         return 2
     if not opt.quiet:
         print(f"receive_frames.py: {'subscribing' if opt.mode == 'sub' else 'pulling'} from {opt.connect} "
@@ -383,131 +170,84 @@ def main(argv):
               f"verifying {'the pattern of every byte' if opt.verify == 'pattern' else 'checksums'}",
               file=info, flush=True)
 
-    t = {"good": 0, "bad": 0, "bytes": 0, "gaps": 0, "missing": 0, "restarts": 0, "others_share": 0,
-         "first": None, "last": None, "last_shared": False, "eos": False, "sender_frames": None, "first_bad": None}
-    refusal, refusal_rank = None, 0
-
-    def jump(n, shared):
-        """A jump forward from the last frame to `n`: lost, unless the sender shared its numbering."""
-        if shared or t["last_shared"]:
-            t["others_share"] += n - t["last"] - 1
-        else:
-            t["gaps"] += 1
-            t["missing"] += n - t["last"] - 1
-
-    def bad(why):
-        if t["bad"] == 0:
-            t["first_bad"] = why
-        t["bad"] += 1
-
     start = last_message = time.monotonic()
-    next_print, printed_good, printed_at = start + 1, 0, start
+    next_print, printed = start + 1, (0, start)
     stop_reason = None
-    while True:
-        now = time.monotonic()
-        while monitor.poll(0):
-            ev = recv_monitor_message(monitor)
-            why = describe_handshake_failure(ev["event"], ev["value"], ev["endpoint"].decode(errors="replace"))
-            if why != refusal:
-                sys.stderr.write(f"receive_frames.py: {why}\n")
-                sys.stderr.flush()
-            if failure_rank(ev["event"]) >= refusal_rank:
-                refusal, refusal_rank = why, failure_rank(ev["event"])
-        if stop["signal"]:
-            stop_reason = "signal"
-        elif opt.frames and t["good"] >= opt.frames:
-            stop_reason = "frames"
-        elif opt.duration and now - start >= opt.duration:
-            stop_reason = "duration"
-        elif now - last_message >= opt.idle_timeout:
-            stop_reason = "idle"
-        elif t["eos"]:
-            stop_reason = "end_of_stream"
-        if stop_reason:
-            break
-        if not opt.quiet and now >= next_print:
-            dt = now - printed_at
-            print(f"{now - start:6.1f} s  {t['good']} frames  {(t['good'] - printed_good) / dt if dt else 0:.1f} fps  "
-                  f"{t['bytes'] / (now - start) / 1e9:.3f} GB/s  gaps {t['gaps']} ({t['missing']} missing)  "
-                  f"bad {t['bad']}", file=info, flush=True)
-            printed_good, printed_at, next_print = t["good"], now, next_print + 1
-        try:
-            parts = sock.recv_multipart(copy=False)  # zmq.Frame objects: the received memory, not copies
-        except zmq.Again:
-            continue
-        except zmq.ZMQError as e:
-            if e.errno == zmq.EINTR:
+    with rx:
+        while True:
+            now = time.monotonic()
+            if stop["signal"]:
+                stop_reason = "signal"
+            elif opt.frames and rx.received >= opt.frames:
+                stop_reason = "frames"
+            elif opt.duration and now - start >= opt.duration:
+                stop_reason = "duration"
+            elif now - last_message >= opt.idle_timeout:
+                stop_reason = "idle"
+            elif rx.end_of_stream is not None:
+                stop_reason = "end_of_stream"
+            if stop_reason:
+                break
+            if not opt.quiet and now >= next_print:
+                printed = print_progress(rx, start, now, printed, info)
+                next_print += 1
+            seen = rx.received + rx.bad
+            try:
+                frame = rx.receive_frame(timeout=0.1)  # the received message itself, not a copy
+            except EndOfStream:
                 continue
-            sys.stderr.write(f"receive_frames.py: receiving failed: {e.strerror}\n")
-            stop_reason = "error"
-            break
-        last_message = time.monotonic()
-        header, payload, why = check_message(parts)
-        if why:
-            bad(f"message of {len(parts)} part(s): {why}")
-            continue
-        n = header["number"]
-        shared = bool(header["flags"] & FLAG_SHARED_NUMBERING)
-        if header["flags"] & FLAG_END_OF_STREAM:
-            t["eos"], t["sender_frames"] = True, n
-            if t["last"] is not None and n > t["last"] + 1:
-                jump(n, shared)
-            continue
-        if opt.verify == "pattern":
-            why = verify_pattern(payload)
-            if why:
-                bad(f"frame {n}: {why}")
+            except zmq.ZMQError as e:
+                if e.errno == zmq.EINTR:
+                    continue
+                sys.stderr.write(f"receive_frames.py: receiving failed: {e.strerror}\n")
+                stop_reason = "error"
+                break
+            if frame is None and rx.received + rx.bad == seen:
                 continue
-        t["good"] += 1
-        t["bytes"] += len(payload)
-        if t["last"] is None:
-            t["first"] = n
-        elif n > t["last"] + 1:
-            jump(n, shared)
-        elif n <= t["last"]:
-            t["restarts"] += 1
-        t["last"], t["last_shared"] = n, shared
-        del parts, payload  # let the messages go before pacing
-        if opt.max_fps > 0:
-            due = start + t["good"] / opt.max_fps
-            while time.monotonic() < due and not stop["signal"]:
-                time.sleep(0.005)
-    elapsed = time.monotonic() - start
-    sock.disable_monitor()
-    monitor.close()
-    sock.close()
-    ctx.term()
+            last_message = time.monotonic()
+            if frame is None:
+                continue  # a bad message: counted by the receiver
+            frame.release()  # let the message go before pacing
+            del frame
+            if opt.max_fps > 0:
+                due = start + rx.received / opt.max_fps
+                while time.monotonic() < due and not stop["signal"]:
+                    time.sleep(0.005)
+        elapsed = time.monotonic() - start
+        c = rx.counters()
 
-    empty = t["good"] == 0 and not opt.allow_empty
-    code = 1 if t["bad"] or stop_reason == "error" else 3 if empty else 0
+    good = c["received"]
+    empty = good == 0 and not opt.allow_empty
+    code = 1 if c["bad"] or stop_reason == "error" else 3 if empty else 0
     if empty:
-        sys.stderr.write(f"receive_frames.py: no frame received from {opt.connect}{': ' + refusal if refusal else ''} "
-                         "(exit 3; --allow-empty accepts that)\n")
-    fps = t["good"] / elapsed if elapsed > 0 else 0.0
-    gbps = t["bytes"] / elapsed / 1e9 if elapsed > 0 else 0.0
+        sys.stderr.write(f"receive_frames.py: no frame received from {opt.connect}"
+                         f"{': ' + c['refusal'] if c['refusal'] else ''} (exit 3; --allow-empty accepts that)\n")
+    fps = good / elapsed if elapsed > 0 else 0.0
+    gbps = c["bytes_received"] / elapsed / 1e9 if elapsed > 0 else 0.0
+    eos = c["end_of_stream"] is not None
     if opt.json:
         print(json.dumps({
             "endpoint": opt.connect, "mode": opt.mode, "verify": opt.verify, "stop_reason": stop_reason,
-            "elapsed_s": round(elapsed, 3), "frames_received": t["good"], "bad_frames": t["bad"],
-            "first_bad": t["first_bad"], "gaps": t["gaps"], "missing_frames": t["missing"],
-            "restarts": t["restarts"], "first_frame": t["first"], "last_frame": t["last"],
-            "end_of_stream": t["eos"], "sender_frames": t["sender_frames"], "bytes": t["bytes"],
-            "frames_per_s": round(fps, 3), "gb_per_s": round(gbps, 6), "others_share": t["others_share"],
-            "security": "curve" if keys else "plain", "refusal": refusal, "exit_code": code}, indent=2))
+            "elapsed_s": round(elapsed, 3), "frames_received": good, "bad_frames": c["bad"],
+            "first_bad": rx.first_bad, "gaps": c["gaps"], "missing_frames": c["missing"],
+            "restarts": c["restarts"], "first_frame": c["first_number"], "last_frame": c["last_number"],
+            "end_of_stream": eos, "sender_frames": c["end_of_stream"], "bytes": c["bytes_received"],
+            "frames_per_s": round(fps, 3), "gb_per_s": round(gbps, 6), "others_share": c["others_share"],
+            "security": "curve" if keys else "plain", "refusal": c["refusal"], "exit_code": code}, indent=2))
     else:
         print(f"summary: {elapsed:.2f} s, stopped by {stop_reason}")
-        print(f"  frames received      {t['good']} good, {t['bad']} bad")
-        if t["first"] is not None:
-            print(f"  frame numbers        {t['first']} .. {t['last']}")
-        restarts = f", {t['restarts']} restarts of the numbering" if t["restarts"] else ""
-        print(f"  gaps                 {t['gaps']}  ({t['missing']} frames missing){restarts}")
-        if t["others_share"]:
-            print(f"  other receivers      {t['others_share']} frames went to the other PULL receivers (not lost)")
-        if t["eos"]:
-            print(f"  end of stream        the sender numbered {t['sender_frames']} frames")
+        print(f"  frames received      {good} good, {c['bad']} bad")
+        if c["first_number"] is not None:
+            print(f"  frame numbers        {c['first_number']} .. {c['last_number']}")
+        restarts = f", {c['restarts']} restarts of the numbering" if c["restarts"] else ""
+        print(f"  gaps                 {c['gaps']}  ({c['missing']} frames missing){restarts}")
+        if c["others_share"]:
+            print(f"  other receivers      {c['others_share']} frames went to the other PULL receivers (not lost)")
+        if eos:
+            print(f"  end of stream        the sender numbered {c['end_of_stream']} frames")
         print(f"  throughput           {fps:.1f} frames/s  {gbps:.3f} GB/s")
-        if t["bad"]:
-            print(f"  first bad frame      {t['first_bad']}")
+        if c["bad"]:
+            print(f"  first bad frame      {rx.first_bad}")
         print(f"result: {'PASS' if code == 0 else 'FAIL (no frame received)' if code == 3 else 'FAIL (bad frames)'}")
     sys.stdout.flush()
     return code

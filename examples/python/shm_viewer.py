@@ -8,8 +8,8 @@ shared memory, without any copy, each checked in place.
 daq_pool.shm.Subscriber speaks the protocol (version 2: rings in a shared
 control region, eventfd wake-ups; docs/shm.md); this script only checks
 frames. Each is checked against the frame_pipeline demo's pattern
-(examples/frame_pipeline/frame_pattern.hpp), held for --hold-ms, checked
-again, and released (`del`: the last reference to the array gives the frame
+(daq_pool.pattern, as examples/frame_pipeline/frame_pattern.hpp makes it),
+held for --hold-ms, checked again, and released (`del`: the last reference to the array gives the frame
 back to the server). With --verify=stable (frames of any source, e.g. a
 camera's) a frame is only checked not to change while held.
 
@@ -34,56 +34,8 @@ except ImportError:  # run from a checkout: the package next to examples/
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
     import daq_pool
 from daq_pool import DaqPoolError, address_of, frame_of
+from daq_pool.pattern import verify
 from daq_pool.shm import EndOfStream, STATE_REVOKED, Subscriber
-
-# ---- the demo's frame pattern (examples/frame_pipeline/frame_pattern.hpp) --
-FRAME_HEADER_BYTES = 32
-FRAME_MAGIC = 0x454D415246514144  # "DAQFRAME"
-WORD_STEP = 0xD6E8FEB86659FD93
-MASK = (1 << 64) - 1
-
-
-def mix(x):
-    """splitmix64's finalizer: the first payload word of frame x."""
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
-
-
-def verify(frame, previous):
-    """None if `frame` (a uint8 array over the mapping) holds the pattern of
-    the frame its header names, numbered above `previous` (if not None); else
-    what is wrong. The payload is compared as uint64 words viewed in place."""
-    if frame.size < FRAME_HEADER_BYTES:
-        return "shorter than its header"
-    magic, number, size, checksum = frame[:FRAME_HEADER_BYTES].view("<u8")
-    if int(magic) != FRAME_MAGIC:
-        return "header magic is wrong"
-    if int(size) != frame.size:
-        return "size differs from the header's"
-    if previous is not None and int(number) <= previous:
-        return "frame number not after the previous frame's"
-    payload = frame[FRAME_HEADER_BYTES:]
-    n_words, tail = divmod(payload.size, 8)
-    words = payload[: n_words * 8].view("<u8")  # still the mapping: no copy
-    index = np.arange(n_words, dtype=np.uint64)
-    expected = np.uint64(mix(int(number))) + index * np.uint64(WORD_STEP)  # wraps mod 2**64
-    if not np.array_equal(words, expected):
-        return "payload differs from the sensor's pattern"
-    # Fletcher-style checksum over the words (and the zero-padded tail word).
-    a = int(words.sum(dtype=np.uint64))
-    b = int(((np.uint64(n_words) - index) * words).sum(dtype=np.uint64))
-    if tail:
-        want = ((mix(int(number)) + n_words * WORD_STEP) & MASK) & ((1 << (8 * tail)) - 1)
-        last = int.from_bytes(payload[n_words * 8:].tobytes(), "little")
-        if last != want:
-            return "payload differs from the sensor's pattern"
-        a = (a + last) & MASK
-        b = (b + a) & MASK
-    if a ^ ((b * 0x9E3779B97F4A7C15) & MASK) != int(checksum):
-        return "payload checksum differs from the header's"
-    return None
 
 
 def sampled_checksum(frame):

@@ -2,7 +2,8 @@
 endpoint or argument and the limit that was not met."""
 from __future__ import annotations
 
-__all__ = ["DaqPoolError", "ProtocolError", "VersionError", "NoServerError", "FrameRefused", "RecordingError"]
+__all__ = ["DaqPoolError", "ProtocolError", "VersionError", "NoServerError", "FrameRefused", "RecordingError",
+           "EndpointError"]
 
 
 class DaqPoolError(Exception):
@@ -30,3 +31,14 @@ class FrameRefused(DaqPoolError):
 class RecordingError(DaqPoolError, ValueError):
     """A recording file that cannot be read (not a recording, unknown
     version, a header that does not fit the file)."""
+
+
+class EndpointError(DaqPoolError, ValueError):
+    """An endpoint that cannot be used: a transport ZeroMQ does not know, a
+    malformed address, a host that does not resolve. `endpoint` is the
+    endpoint, `reason` says why (and what is allowed)."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"endpoint={endpoint!r}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason

@@ -21,19 +21,22 @@ on a larger message (counted in ``dropped_connections``; see `last_error`).
 """
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import struct
 import time
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import zmq
 
+from ._checksum import fletcher_value
 from ._frame import FrameBuffer, address_of
-from .errors import FrameRefused, VersionError
+from .errors import EndpointError, FrameRefused, VersionError
 
 __all__ = ["Receiver", "EndOfStream", "wire_checksum", "encode_header", "decode_header", "WIRE_VERSION",
-           "load_curve_key"]
+           "load_curve_key", "write_curve_keypair", "unresolvable_host", "describe_handshake_failure"]
 
 # ---- the wire format (daq_pool/zmq/wire.hpp) --------------------------------
 MAGIC = b"DAQZ"
@@ -45,9 +48,10 @@ CHECKSUM_NONE, CHECKSUM_SAMPLED, CHECKSUM_FULL = 0, 1, 2
 FLAG_END_OF_STREAM, FLAG_SHARED_NUMBERING = 1, 2
 PAGE_WORDS, SAMPLE_WORDS = 512, 8
 CURVE_OVERHEAD = 64  # bytes a CURVE MESSAGE command adds to a part (33), rounded up
-_M64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-_weights: Dict[int, np.ndarray] = {}
+# ZMTP's protocol-error codes a failed handshake reports (zmq.h ZMQ_PROTOCOL_ERROR_*).
+PROTOCOL_ERROR_CRYPTOGRAPHIC = 0x11000001
+PROTOCOL_ERROR_MECHANISM_MISMATCH = 0x11000002
+PROTOCOL_ERROR_KEY_EXCHANGE = 0x10000003
 
 
 class EndOfStream(Exception):
@@ -57,27 +61,6 @@ class EndOfStream(Exception):
     def __init__(self, message: str, number: int) -> None:
         super().__init__(message)
         self.number = number
-
-
-def _fletcher(words: np.ndarray, extra: Tuple[int, ...] = ()) -> Tuple[int, int]:
-    """a = sum of the words, b = sum of the running a, both mod 2^64."""
-    n = words.size
-    if n:
-        a = int(words.sum(dtype=np.uint64))
-        # b = sum over i of (n - i) * x_i (mod 2^64): one dot product with
-        # cached weights instead of a cumulative sum the size of the payload.
-        w = _weights.get(n)
-        if w is None:
-            w = np.arange(n, 0, -1, dtype=np.uint64)
-            if n <= (1 << 21):
-                _weights[n] = w
-        b = int(np.dot(words, w))
-    else:
-        a = b = 0
-    for e in extra:
-        a = (a + e) & _M64
-        b = (b + a) & _M64
-    return a, b
 
 
 def wire_checksum(payload: Any, kind: int) -> int:
@@ -104,8 +87,7 @@ def wire_checksum(payload: Any, kind: int) -> int:
             extra.append(tail_word)
         elif (whole - 1) % PAGE_WORDS >= SAMPLE_WORDS:
             extra.append(int(w[whole - 1]))
-    a, b = _fletcher(sel, tuple(extra))
-    c = (a ^ (b * _GOLDEN)) & _M64
+    c = fletcher_value(sel, extra)
     return (c ^ (c >> 32)) & 0xFFFFFFFF
 
 
@@ -155,6 +137,64 @@ def load_curve_key(key: Union[str, bytes, os.PathLike], secret: bool = False) ->
     return public
 
 
+def write_curve_keypair(base: Union[str, os.PathLike]) -> Tuple[str, str, bytes]:
+    """Writes a new CURVE key pair as BASE.key (public) and BASE.key_secret
+    (secret, mode 0600), ZeroMQ's certificate format, as
+    ``frame_receiver --gen-key`` does. Returns (public file, secret file,
+    the public key in Z85). Raises OSError if the files cannot be written."""
+    import zmq.auth
+    directory, name = os.path.split(os.path.abspath(os.fspath(base)))
+    public_file, secret_file = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret_file, 0o600)
+    public, _ = zmq.auth.load_certificate(public_file)
+    return public_file, secret_file, public
+
+
+def unresolvable_host(endpoint: str) -> Optional[str]:
+    """Why tcp://HOST:PORT names a HOST that does not resolve, in words, or
+    None (another transport, a wildcard, or a host that resolves).
+    zmq_connect accepts such a name and retries in silence forever; this
+    says it at once. Blocks for the name lookup."""
+    if not endpoint.startswith("tcp://") or ":" not in endpoint[6:]:
+        return None
+    host = endpoint[6:endpoint.rfind(":")].split(";")[-1].strip("[]")
+    if not host or host == "*":
+        return None
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        return (f"host '{host}' does not resolve ({e.strerror}); allowed: tcp://HOST:PORT with HOST an IP address "
+                "or a name this machine resolves")
+    return None
+
+
+def describe_handshake_failure(event: int, value: int, endpoint: str) -> str:
+    """Why a handshake with the sender failed, in words (as the C++
+    daq_pool/zmq/monitor.hpp says it), from a socket monitor's event and
+    value. Pure."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the sender at {endpoint} refused this receiver's CURVE key (ZAP status {value}): its public key "
+                "is not in the sender's allow-list")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if value == PROTOCOL_ERROR_MECHANISM_MISMATCH:
+            return (f"handshake with the sender at {endpoint} failed: security mismatch (one side uses CURVE, the "
+                    "other plain TCP; give both the keys, or neither)")
+        if value in (PROTOCOL_ERROR_CRYPTOGRAPHIC, PROTOCOL_ERROR_KEY_EXCHANGE):
+            return (f"handshake with the sender at {endpoint} failed: CURVE key exchange failed (is the sender's "
+                    "public key the right one?)")
+        return (f"handshake with the sender at {endpoint} failed: protocol error 0x{value:08x} (not a ZeroMQ peer "
+                "of this version, or a security mismatch)")
+    if value in (errno.EPIPE, errno.ECONNRESET):
+        return (f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)} (the peer hung up during the "
+                "handshake: a security mismatch, e.g. the sender requires CURVE: give --server-key and --key)")
+    return f"handshake with the sender at {endpoint} failed: {zmq.strerror(value)}"
+
+
+def _failure_rank(event: int) -> int:
+    """How much a handshake failure says: a receiver keeps the most telling one."""
+    return {zmq.EVENT_HANDSHAKE_FAILED_AUTH: 3, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 2}.get(event, 1)
+
+
 class Receiver:
     """Receives and checks the frames of one daq_pool ZeroMQ stream.
 
@@ -168,7 +208,18 @@ class Receiver:
     `curve_server_key` (the sender's public key, text or certificate file);
     `curve_public_key`/`curve_secret_key` (or one secret certificate
     file in `curve_secret_key`) are this client's, an ephemeral pair if
-    omitted.
+    omitted. `verify(payload)` (optional) checks each frame's content
+    after the wire checks: it gets a read-only uint8 array over the
+    payload and returns None or why the frame is bad (counted like any bad
+    message, e.g. `daq_pool.pattern.verify`). `on_refusal(text)`
+    (optional) is called, on the receiving thread, with each new
+    handshake failure in words (`refusal` keeps the most telling one).
+    `keepalive`: TCP keepalive (5 s idle, 3 probes 2 s apart), so that a
+    sender whose host vanished is noticed within seconds; ZMTP heartbeats
+    are not used (on a receiver that reads slower than frames arrive they
+    crash libzmq 4.3.4; see daq_pool::zmq::set_liveness). An endpoint
+    that cannot be connected (or bound), or whose host does not resolve,
+    raises EndpointError (a ValueError).
 
     Thread-safety: one thread receives (like the socket); arrays may be
     dropped on any thread.
@@ -181,7 +232,9 @@ class Receiver:
                  curve_server_key: Optional[Union[str, bytes, os.PathLike]] = None,
                  curve_public_key: Optional[Union[str, bytes, os.PathLike]] = None,
                  curve_secret_key: Optional[Union[str, bytes, os.PathLike]] = None,
-                 context: Optional[zmq.Context] = None) -> None:
+                 context: Optional[zmq.Context] = None, keepalive: bool = True,
+                 verify: Optional[Callable[[np.ndarray], Optional[str]]] = None,
+                 on_refusal: Optional[Callable[[str], None]] = None) -> None:
         if mode not in ("pull", "sub"):
             raise ValueError(f"mode={mode!r}: allowed: 'pull' (a PUSH sender) or 'sub' (a PUB sender)")
         for name, v in (("frame_bytes", frame_bytes), ("max_frame_bytes", max_frame_bytes)):
@@ -196,21 +249,29 @@ class Receiver:
         self.shape = shape
         self.verify_checksum = verify_checksum
         self.strict = strict
+        self._verify = verify
+        self._on_refusal = on_refusal
         self.received = 0  #: good frames handed out
+        self.bytes_received = 0  #: payload bytes of those frames
         self.bad = 0  #: messages refused (see bad_reasons)
         self.bad_reasons: Dict[str, int] = {}
         self.gaps = 0  #: jumps in the numbering
         self.missing = 0  #: frames lost in those jumps (not counted where the numbering is shared)
+        self.others_share = 0  #: frames numbered for the other PULL receivers of a shared numbering (not lost)
         self.restarts = 0  #: numbering went backwards (a restarted sender)
+        self.first_number: Optional[int] = None  #: the first good frame's number
+        self.last_number: Optional[int] = None  #: the last good frame's number
+        self.refusal: Optional[str] = None  #: the most telling handshake failure so far, in words
+        self._refusal_rank = 0
+        self._last_shared = False
         self.dropped_connections = 0  #: connections dropped after a handshake before any frame (oversized?)
         self.released = 0
         self.end_of_stream: Optional[int] = None  #: the sender's frame count, once its end-of-stream came
         self.last_error: Optional[str] = None
-        self.first_bad: Optional[str] = None
+        self.first_bad: Optional[str] = None  #: the first refused message, in words
         self._held: Dict[int, bool] = {}
         self._since_monitor = 0
         self._next_token = 0
-        self._last_number: Optional[int] = None
         self._own_context = context is None
         self._ctx = context or zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB if mode == "sub" else zmq.PULL)
@@ -220,6 +281,11 @@ class Receiver:
             # Reconnect quickly (default 100 ms): a sender that binds after
             # we connect, or restarts, is found within ~10 ms.
             self._sock.setsockopt(zmq.RECONNECT_IVL, 10)
+            if keepalive:
+                self._sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+                self._sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 5)
+                self._sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+                self._sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
             if curve_server_key is not None:
                 if not zmq.has("curve"):
                     raise RuntimeError("curve_server_key given but this libzmq has no CURVE support")
@@ -246,11 +312,15 @@ class Receiver:
             self._frames_since_handshake = 0
             self._handshaken = False
             self.auth_failures = 0  #: CURVE handshakes that failed
+            if not bind:
+                why = unresolvable_host(endpoint)
+                if why:
+                    raise EndpointError(endpoint, why)
             try:
                 (self._sock.bind if bind else self._sock.connect)(endpoint)
             except zmq.ZMQError as e:
-                raise ValueError(f"endpoint={endpoint!r}: zmq_{'bind' if bind else 'connect'} failed: {e.strerror}; "
-                                 "allowed: tcp://HOST:PORT or ipc://PATH") from e
+                raise EndpointError(endpoint, f"zmq_{'bind' if bind else 'connect'}({endpoint}): {e.strerror}; "
+                                    "allowed: tcp://HOST:PORT or ipc://PATH") from e
         except BaseException:
             self._close_sockets()
             raise
@@ -276,6 +346,11 @@ class Receiver:
                 self.auth_failures += 1
                 self.last_error = (f"{self.endpoint}: the handshake failed (event {zmq.Event(kind).name}, value "
                                    f"{ev['value']}): wrong CURVE server key, or the sender requires CURVE")
+                why = describe_handshake_failure(kind, ev["value"], ev["endpoint"].decode(errors="replace"))
+                if why != self.refusal and self._on_refusal is not None:
+                    self._on_refusal(why)
+                if _failure_rank(kind) >= self._refusal_rank:
+                    self.refusal, self._refusal_rank = why, _failure_rank(kind)
 
     # ---- frames -----------------------------------------------------------
     def fileno(self) -> int:
@@ -328,12 +403,16 @@ class Receiver:
                     self._poll_monitor()
                     return None
 
-    def _bad(self, why: str, parts: int) -> None:
+    def _bad(self, why: str, parts: int, number: Optional[int] = None) -> None:
+        """Counts a refused message: `why` the reason; the text names the
+        message by its parts, or by its frame `number` (a frame that passed
+        the wire checks but not `verify`)."""
         self.bad += 1
         self.bad_reasons[why] = self.bad_reasons.get(why, 0) + 1
-        text = f"{self.endpoint}: message of {parts} part(s) refused: {why}"
+        detail = f"message of {parts} part(s): {why}" if number is None else f"frame {number}: {why}"
         if self.first_bad is None:
-            self.first_bad = text
+            self.first_bad = detail
+        text = f"{self.endpoint}: {detail}"
         self.last_error = text
         if self.strict:
             if why.startswith("unsupported wire format version"):
@@ -369,10 +448,16 @@ class Receiver:
             self._bad("payload checksum differs from the header's", 2)
             return None
         self._frames_since_handshake += 1
-        self._count_number(header["number"], header["flags"])
+        view = np.frombuffer(payload.buffer, dtype=np.uint8)  # the message itself, read-only: no copy
+        if self._verify is not None:
+            why = self._verify(view)
+            if why is not None:
+                self._bad(why, 2, number=header["number"])
+                return None
+        address = address_of(view) if size else 0
+        del view  # the FrameBuffer below holds the message; nothing else may
         token = self._next_token
         self._next_token += 1
-        address = address_of(np.frombuffer(payload.buffer, dtype=np.uint8)) if size else 0
         try:
             frame = FrameBuffer(address, size, keep=payload, on_release=self._release, token=token, dtype=self.dtype,
                                 shape=self.shape, number=header["number"], timestamp_ns=header["timestamp_ns"],
@@ -380,21 +465,32 @@ class Receiver:
         except ValueError as e:
             self._bad(f"payload of {size} bytes does not fit dtype={self.dtype} shape={self.shape}: {e}", 2)
             return None
+        self._count_number(header["number"], header["flags"])
         self._held[token] = True
         self.received += 1
+        self.bytes_received += size
         return frame
 
     def _count_number(self, n: int, flags: int, end: bool = False) -> None:
-        last = self._last_number
+        """Counts the jump from the last good frame to `n` (a good frame, or
+        the end-of-stream message's count with `end`): frames lost, or the
+        other PULL receivers' share where this frame or the last one says
+        the numbering is shared (flag bit 1); a step back is a restart."""
+        last = self.last_number
+        shared = bool(flags & FLAG_SHARED_NUMBERING)
         if last is not None:
             if n > last + 1:
-                if not flags & FLAG_SHARED_NUMBERING:
+                if shared or self._last_shared:
+                    self.others_share += n - last - 1
+                else:
                     self.gaps += 1
                     self.missing += n - last - 1
             elif n <= last and not end:
                 self.restarts += 1
         if not end:
-            self._last_number = n
+            if self.first_number is None:
+                self.first_number = n
+            self.last_number, self._last_shared = n, shared
 
     def _release(self, token: int) -> None:
         if self._held.pop(token, None) is not None:
@@ -413,10 +509,12 @@ class Receiver:
     def counters(self) -> Dict[str, Any]:
         """A snapshot of the counters (received, bad, gaps, missing, held...)."""
         self._poll_monitor()
-        return dict(received=self.received, bad=self.bad, bad_reasons=dict(self.bad_reasons), gaps=self.gaps,
-                    missing=self.missing, restarts=self.restarts, held=self.held, released=self.released,
+        return dict(received=self.received, bytes_received=self.bytes_received, bad=self.bad,
+                    bad_reasons=dict(self.bad_reasons), gaps=self.gaps, missing=self.missing,
+                    others_share=self.others_share, restarts=self.restarts, first_number=self.first_number,
+                    last_number=self.last_number, held=self.held, released=self.released,
                     dropped_connections=self.dropped_connections, auth_failures=self.auth_failures,
-                    end_of_stream=self.end_of_stream)
+                    refusal=self.refusal, end_of_stream=self.end_of_stream)
 
     def _close_sockets(self) -> None:
         mon = getattr(self, "_monitor", None)

@@ -116,33 +116,15 @@ def short_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-# The demo's frame pattern (examples/frame_pipeline/frame_pattern.hpp), to
-# check that an array shows the producer's bytes in place.
-M64 = (1 << 64) - 1
-FRAME_MAGIC = 0x454D415246514144
-WORD_STEP = 0xD6E8FEB86659FD93
-
-
-def mix(x):
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
+# The demo's frame pattern (examples/frame_pipeline/frame_pattern.hpp,
+# daq_pool.pattern), to check that an array shows the producer's bytes in place.
 def pattern_ok(a):
     """True if uint8 array `a` is a whole frame of the demo's pattern."""
-    import numpy as np
-    if a.size < 32:
-        return False
-    magic, number, size = (int(v) for v in a[:24].view("<u8"))
-    if magic != FRAME_MAGIC or size != a.size:
-        return False
-    n = (a.size - 32) // 8
-    words = a[32:32 + 8 * n].view("<u8")
-    expected = np.uint64(mix(number)) + np.arange(n, dtype=np.uint64) * np.uint64(WORD_STEP)
-    return bool(np.array_equal(words, expected))
+    from daq_pool import pattern
+    return pattern.verify(a) is None
 
 
 def pattern_number(a):
-    return int(a[8:16].view("<u8")[0])
+    """The frame number in `a`'s pattern header."""
+    from daq_pool import pattern
+    return pattern.frame_number(a)

@@ -10,9 +10,10 @@ import pytest
 
 zmq = pytest.importorskip("zmq")
 
-from daq_pool import FrameRefused, VersionError, address_of, frame_of  # noqa: E402
-from daq_pool.zmq import (CHECKSUM_FULL, CHECKSUM_NONE, CHECKSUM_SAMPLED, EndOfStream, Receiver,  # noqa: E402
-                          encode_header, load_curve_key, wire_checksum)
+from daq_pool import EndpointError, FrameRefused, VersionError, address_of, frame_of, pattern  # noqa: E402
+from daq_pool.zmq import (CHECKSUM_FULL, CHECKSUM_NONE, CHECKSUM_SAMPLED, FLAG_SHARED_NUMBERING,  # noqa: E402
+                          PROTOCOL_ERROR_MECHANISM_MISMATCH, EndOfStream, Receiver, describe_handshake_failure,
+                          encode_header, load_curve_key, wire_checksum, write_curve_keypair)
 from support import Child, pattern_ok, tool, until  # noqa: E402
 
 
@@ -171,6 +172,80 @@ def test_bad_arguments(short_tmp):
         Receiver("ipc://x", frame_bytes=1 << 32)
     with pytest.raises(ValueError, match="endpoint='nope://x'"):
         Receiver("nope://x")
+    with pytest.raises(EndpointError) as e:
+        Receiver("tcp://127.0.0.1")
+    assert e.value.reason.startswith("zmq_connect(tcp://127.0.0.1): ") and "allowed: tcp://HOST:PORT" in e.value.reason
+    # zmq_connect would accept the name and retry in silence forever
+    with pytest.raises(EndpointError, match="host 'nohost.invalid' does not resolve") as e:
+        Receiver("tcp://nohost.invalid:1")
+    assert isinstance(e.value, ValueError) and e.value.endpoint == "tcp://nohost.invalid:1"
+
+
+def message(number, payload, flags=0):
+    return [encode_header(number, len(payload), wire_checksum(payload, CHECKSUM_SAMPLED), flags=flags), payload]
+
+
+def test_verify_counts_a_bad_frame_apart_from_the_numbering(short_tmp):
+    """A frame that passes the wire checks but not `verify` is a bad message
+    named by its number; it is not handed out and does not count in the
+    numbering (a damaged frame 0 after frame 1 is no restart)."""
+    s, endpoint = push_socket(short_tmp)
+    damaged = bytearray(pattern.make_frame(0, 4096))
+    damaged[200] ^= 0xFF
+    try:
+        with Receiver(endpoint, verify=pattern.verify) as rx:
+            s.send_multipart(message(0, pattern.make_frame(0, 4096)))
+            s.send_multipart(message(1, pattern.make_frame(1, 4096 + 5)))
+            s.send_multipart(message(0, bytes(damaged)))
+            s.send_multipart(message(2, pattern.make_frame(2, 4096)))
+            s.send_multipart([encode_header(3, 0, 0, CHECKSUM_NONE, flags=1), b""])
+            assert [frame_of(a).number for a in rx] == [0, 1, 2]
+            c = rx.counters()
+            assert c["bad"] == 1 and c["restarts"] == 0 and c["gaps"] == 0
+            assert rx.first_bad == "frame 0: payload differs from the sensor's pattern (byte offset 200)"
+            assert c["first_number"] == 0 and c["last_number"] == 2 and c["bytes_received"] == 3 * 4096 + 5
+    finally:
+        s.close(0)
+
+
+def test_shared_numbering_is_the_other_receivers_share(short_tmp):
+    """PULL receivers sharing one sender's numbering (flag bit 1): a jump is
+    the others' share, not lost, where this or the previous frame says so."""
+    s, endpoint = push_socket(short_tmp)
+    payload = b"\x07" * 64
+    try:
+        with Receiver(endpoint) as rx:
+            for n, flags in ((0, FLAG_SHARED_NUMBERING), (2, FLAG_SHARED_NUMBERING), (5, FLAG_SHARED_NUMBERING),
+                             (7, 0), (9, 0)):
+                s.send_multipart(message(n, payload, flags))
+            s.send_multipart([encode_header(12, 0, 0, CHECKSUM_NONE, flags=1), b""])
+            assert [frame_of(a).number for a in rx] == [0, 2, 5, 7, 9]
+            # 1, 3, 4 and 6 (after the shared 5) were the others'; 8 and 10, 11 (end of stream: 12) are lost
+            assert rx.others_share == 4 and rx.gaps == 2 and rx.missing == 3
+    finally:
+        s.close(0)
+
+
+def test_handshake_failures_in_words(short_tmp):
+    ep = "tcp://127.0.0.1:5"
+    assert "refused this receiver's CURVE key" in describe_handshake_failure(zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400, ep)
+    assert "security mismatch" in describe_handshake_failure(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                                                             PROTOCOL_ERROR_MECHANISM_MISMATCH, ep)
+    import errno
+    text = describe_handshake_failure(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, errno.ECONNRESET, ep)
+    assert ep in text and "security mismatch" in text
+
+
+def test_write_curve_keypair(short_tmp):
+    if not zmq.has("curve"):
+        pytest.skip("libzmq without CURVE")
+    public_file, secret_file, public = write_curve_keypair(os.path.join(short_tmp, "viewer"))
+    assert public_file.endswith("viewer.key") and secret_file.endswith("viewer.key_secret")
+    assert os.stat(secret_file).st_mode & 0o777 == 0o600
+    assert load_curve_key(public_file) == public == load_curve_key(secret_file)
+    assert len(load_curve_key(secret_file, secret=True)) == 40
+    with pytest.raises(ValueError, match="no secret-key"):
+        load_curve_key(public_file, secret=True)
 
 
 def test_curve_keys(short_tmp):
@@ -225,8 +300,10 @@ def test_curve_against_the_cpp_sender(short_tmp):
             got = [rx.receive(timeout=20) for _ in range(5)]
             assert all(a is not None and pattern_ok(a) for a in got)
         stranger_pub, stranger_sec = zauth.create_certificates(short_tmp, "stranger")
+        told = []
         with Receiver(m.group(1), frame_bytes=64 * 1024, curve_server_key=server_pub,
-                      curve_secret_key=stranger_sec) as rx:
+                      curve_secret_key=stranger_sec, on_refusal=told.append) as rx:
             assert rx.receive(timeout=1.5) is None
             until(lambda: rx.counters()["auth_failures"] >= 1, what="the refused handshake")
             assert "handshake failed" in rx.last_error and rx.received == 0
+            assert "refused this receiver's CURVE key" in rx.refusal and rx.refusal in told
