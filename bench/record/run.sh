@@ -9,7 +9,8 @@
 # DIR must be a real filesystem (not tmpfs: /dev/shm measures RAM); every
 # file is deleted after its mode. Environment: BUILD_DIR (build/bench),
 # DIR (/var/tmp), SIZE_MIB (4096), FRAME_MIB (8), QD (4), SUSTAIN (0: off),
-# FPS (100), POOL (30), BACKEND (uring), REPEAT (3 rounds, modes interleaved).
+# FPS (100), POOL (30), BACKEND (uring), REPEAT (6 rounds, modes interleaved,
+# each round starting one mode later: 6 puts each of the 6 modes in every position).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -33,7 +34,7 @@ cmake --build "$build" --target bench_record >/dev/null
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, $dir on $(df --output=source,fstype "$dir" | tail -1)"
   echo
   "$build/bench/record/bench_record" --dir="$dir" --size-mib="$size" --frame-mib="$frame" --queue-depth="$qd" \
-      --repeat="${REPEAT:-3}"
+      --repeat="${REPEAT:-6}"
   if command -v fio >/dev/null; then
     echo
     echo "fio, same file size, in the same run (the issue's reference floor):"
