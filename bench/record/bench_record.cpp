@@ -411,9 +411,9 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> notes;
   // Round-robin: a disk whose speed drifts (a shared VM's) shifts every mode
   // alike instead of the ones measured last. Each round also starts one mode
-  // later: the position in a round matters (the first buffered writer after
-  // the O_DIRECT modes ran measurably slower, whichever it was: 0.52 vs
-  // 1.01 GB/s for the same HDF5 path), so with --repeat a multiple of the
+  // later: the position in a round matters (of two HDF5 modes run back to
+  // back, the first ran slower, whichever it was: 0.52 vs 1.00 GB/s for
+  // the same H5Dwrite_chunk path), so with --repeat a multiple of the
   // number of modes every mode runs in every position.
   for (int round = 0; round < a.repeat; ++round) {
     for (std::size_t k = 0; k < order.size(); ++k) {
