@@ -41,10 +41,18 @@ def main():
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
                               env=dict(os.environ, TMPDIR=tmpdir))
         sys.stdout.write(proc.stderr)
-        if proc.returncode != 0:
+        summary = json.loads(proc.stdout) if proc.stdout.strip() else None
+        # Exit 1 with an incomplete recording and no other fault: the camera
+        # overran on a loaded machine (e.g. under ASan), a loss the demo
+        # counts and reports; what this case checks is what the encoder
+        # wrote, which stock tools must read whole either way.
+        camera_overran = (proc.returncode == 1 and summary is not None and not summary["recording_complete"]
+                          and summary["integrity_failures"] == 0 and summary["first_failure"] is None
+                          and summary["encoder"]["lost"] == 0)
+        if proc.returncode != 0 and not camera_overran:
             sys.stdout.write(proc.stdout)
             fail(f"the demo exited {proc.returncode}")
-        e = json.loads(proc.stdout)["encoder"]
+        e = summary["encoder"]
         frames, width, height = e["frames"], e["width"], e["height"]
         print(f"encoded {frames} frames of {width} x {height}, skipped {e['skipped']}", flush=True)
         if frames == 0:

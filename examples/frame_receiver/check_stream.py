@@ -467,7 +467,10 @@ def make_keys(c, *names):
 def case_never_started_push_drop(c):
     """PUSH with nobody connected, --publish-full=drop (the default): every
     frame dropped here, counted "receivers full or none", and the camera
-    never waits: the pool never runs dry."""
+    never waits for the network: ZeroMQ took no frame (so it held no pool
+    buffer) and the publisher never waited. (Whether the pool of 4 runs dry
+    is not checked: under a sanitizer on a loaded machine the writer and
+    the verifier alone can drain it, which says nothing of the network.)"""
     with c.sender("--duration=1", "--frame-bytes=256K", "--pool=4", "--on-exhausted=drop",
                   "--publish=tcp://127.0.0.1:*", "--publish-mode=push") as snd:
         code = snd.finish()
@@ -475,7 +478,7 @@ def case_never_started_push_drop(c):
     p = check_sender(s, code)
     check(p["frames_sent"] == 0, "frames sent to nobody")
     check(p["dropped_receivers_full"] == p["frames_offered"] > 0, "not every frame counted as dropped for no receiver")
-    check(s["frames_dropped"] == 0 and s["pool_exhausted"] == 0, "the pool ran dry: the camera waited for the network")
+    check(p["send_waits"] == 0, "the publisher waited for the network")
 
 
 def case_curve(c):
