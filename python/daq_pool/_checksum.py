@@ -13,11 +13,41 @@ import numpy as np
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15  #: the odd constant that mixes b into the value (a ^ b * GOLDEN)
-# The weights of the few most recent word counts: a stream has one frame
-# size, and a sender (or a stranger) sending many sizes must not grow this
-# without bound.
-_weights: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
 CACHED_SIZES = 4
+
+
+class RecentArrays(collections.OrderedDict):
+    """Arrays kept for the `limit` keys used last (least recently used
+    evicted): a stream has one frame size, and a sender (or a stranger)
+    sending many sizes must not grow a cache without bound. Thread-safe
+    under CPython's GIL as far as results go: two threads may both build an
+    array, and an eviction between a lookup and its refresh only costs a
+    rebuild later."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def get_or_make(self, key, make, keep: bool = True) -> np.ndarray:
+        """The array for `key`, made by make() if absent (and kept if
+        `keep`); marks `key` as used last."""
+        a = self.get(key)
+        if a is None:
+            a = make()
+            if keep:
+                self[key] = a
+                while len(self) > self.limit:
+                    self.popitem(last=False)
+        else:
+            try:
+                self.move_to_end(key)
+            except KeyError:  # another thread evicted it meanwhile: `a` is still good
+                pass
+        return a
+
+
+# The weights of the few most recent word counts.
+_weights = RecentArrays(CACHED_SIZES)
 _MAX_CACHED_WEIGHTS = 1 << 21  # words (16 MiB of weights): larger sums make theirs each time
 
 
@@ -34,18 +64,7 @@ def fletcher(words: np.ndarray, extra: Iterable[int] = ()) -> Tuple[int, int]:
         a = int(words.sum(dtype=np.uint64))
         # b = sum over i of (n - i) * x_i (mod 2^64): one dot product with
         # cached weights instead of a cumulative sum the size of the payload.
-        w = _weights.get(n)
-        if w is None:
-            w = np.arange(n, 0, -1, dtype=np.uint64)
-            if n <= _MAX_CACHED_WEIGHTS:
-                _weights[n] = w
-                while len(_weights) > CACHED_SIZES:
-                    _weights.popitem(last=False)
-        else:
-            try:
-                _weights.move_to_end(n)
-            except KeyError:  # another thread evicted it meanwhile: w is still good
-                pass
+        w = _weights.get_or_make(n, lambda: np.arange(n, 0, -1, dtype=np.uint64), keep=n <= _MAX_CACHED_WEIGHTS)
         b = int(np.dot(words, w))
     else:
         a = b = 0

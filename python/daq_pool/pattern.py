@@ -16,13 +16,12 @@ buffer, a torn, shifted or stale copy all fail `verify`.
 """
 from __future__ import annotations
 
-import collections
 import struct
 from typing import Any, Optional
 
 import numpy as np
 
-from ._checksum import M64, fletcher_value
+from ._checksum import M64, RecentArrays, fletcher_value
 
 __all__ = ["HEADER_BYTES", "MAGIC", "WORD_STEP", "mix", "expected_words", "make_frame", "verify", "frame_number"]
 
@@ -35,7 +34,7 @@ _HEADER = struct.Struct("<QQQQ")  # magic, frame number, frame size, checksum
 # only: a sender (or a stranger) sending many sizes must not grow this
 # without bound.
 CACHED_SIZES = 4
-_base_cache: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
+_base_cache = RecentArrays(CACHED_SIZES)
 
 
 def mix(x: int) -> int:
@@ -50,17 +49,7 @@ def expected_words(number: int, words: int) -> np.ndarray:
     """The first `words` payload words of frame `number` (a new uint64
     array; the ``i * WORD_STEP`` base is cached for the last
     `CACHED_SIZES` word counts). Allocates one array of `words`."""
-    base = _base_cache.get(words)
-    if base is None:
-        base = np.arange(words, dtype=np.uint64) * np.uint64(WORD_STEP)
-        _base_cache[words] = base
-        while len(_base_cache) > CACHED_SIZES:
-            _base_cache.popitem(last=False)
-    else:
-        try:
-            _base_cache.move_to_end(words)
-        except KeyError:  # evicted by another thread meanwhile: base is still good
-            pass
+    base = _base_cache.get_or_make(words, lambda: np.arange(words, dtype=np.uint64) * np.uint64(WORD_STEP))
     return base + np.uint64(mix(number))  # wraps mod 2^64, like the C++ side
 
 
