@@ -80,6 +80,7 @@
 #include <utility>
 
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/detail/adaptive_spin.hpp"
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/broadcast_ring.hpp"
 #include "daq_pool/detail/config.hpp"
@@ -193,6 +194,7 @@ struct SubscriberState {
   atomic<std::uint32_t> left{0};              // the consumer left (seq_cst both sides: Dekker with push)
   atomic<std::uint64_t> refs{2 * owner};      // the table's and the handle's
   atomic<std::uint64_t> delivered{0};         // written by the consumer only
+  AdaptiveSpin receive_spin;                  // the consumer's spin before it sleeps (its own)
   // Written by the publisher only (relaxed: statistics).
   alignas(cache_line) atomic<std::uint64_t> dropped{0};
   atomic<std::uint64_t> timed_out{0};
@@ -229,6 +231,7 @@ struct BroadcastCore {
   atomic<std::uint32_t> closed{0};            // 0 open, else 1 + CloseMode
   alignas(cache_line) atomic<std::uint64_t> in_hands{0};  // frames queued for or held by subscribers
   alignas(cache_line) ParkingSpot publisher_spot{0};      // the publisher sleeps here (block)
+  AdaptiveSpin room_spin;                                 // its spin before that sleep
   atomic<std::uint64_t> published{0};
 };
 
@@ -268,44 +271,13 @@ inline void SubscriberState::wake_consumer() noexcept {
 }
 
 /// How long a waiter (a subscriber waiting for a frame, the publisher
-/// waiting for a block subscriber's room) spins before it sleeps: as the
-/// pools' acquirers (PoolCore::spin_budget), since a futex sleep and wake
-/// round trip costs 30-50 us on a virtualized host and the other side
-/// usually comes sooner. Bounded in time, not in iterations: one `pause`
-/// takes ~10 ns on some CPUs and ~55-140 ns on others.
-inline constexpr std::chrono::microseconds broadcast_spin_budget{50};
-
-/// Spins until `ready()` or `budget` has passed; true if ready. Under the
-/// model checker, two looks and no clock: the sleep path is what it must
-/// explore.
-template <class Ready>
-bool spin_until_ready(Ready&& ready, [[maybe_unused]] std::chrono::nanoseconds budget) noexcept {
-#if defined(DAQ_POOL_USE_RELACY)
-  for (int i = 0; i < 2; ++i) {
-    if (ready()) return true;
-    cpu_relax();
-  }
-  return false;
-#else
-  using clock = std::chrono::steady_clock;
-  const auto until = clock::now() + budget;
-  do {
-    // Read the clock (~20 ns through the vDSO) only every 32 pauses.
-    for (int i = 0; i < 32; ++i) {
-      if (ready()) return true;
-      cpu_relax();
-    }
-  } while (clock::now() < until);
-  return false;
-#endif
-}
-
-/// The spin budget before a deadline: broadcast_spin_budget, or less if the
-/// deadline comes sooner (0: it has passed).
-inline std::chrono::nanoseconds spin_budget_before(
+/// waiting for a block subscriber's room) may spin before it sleeps, before
+/// a deadline: the channel's adaptive budget (detail/adaptive_spin.hpp),
+/// or less if the deadline comes sooner (0: it has passed).
+inline std::chrono::nanoseconds spin_limit_before(
     const std::optional<std::chrono::steady_clock::time_point>& deadline) noexcept {
-  if (!deadline) return broadcast_spin_budget;
-  return std::min<std::chrono::nanoseconds>(sleep_before(*deadline), broadcast_spin_budget);
+  if (!deadline) return AdaptiveSpin::max_budget;
+  return std::min<std::chrono::nanoseconds>(sleep_before(*deadline), AdaptiveSpin::max_budget);
 }
 
 }  // namespace detail
@@ -562,9 +534,9 @@ class Subscriber {
     for (;;) {
       if (std::optional<Received> r = take(s)) return r;
       if (ended_) return std::nullopt;
-      const std::chrono::nanoseconds budget = detail::spin_budget_before(deadline);
-      if (deadline && budget == std::chrono::nanoseconds::zero()) return std::nullopt;  // timed out
-      if (detail::spin_until_ready(something, budget)) continue;
+      const std::chrono::nanoseconds limit = detail::spin_limit_before(deadline);
+      if (deadline && limit == std::chrono::nanoseconds::zero()) return std::nullopt;  // timed out
+      if (s.receive_spin.spin(something, limit)) continue;
       std::optional<std::chrono::nanoseconds> sleep;
       if (deadline) {
         sleep = detail::sleep_before(*deadline);
@@ -868,9 +840,9 @@ class Broadcast {
       return false;
     };
     while (full != 0) {
-      const std::chrono::nanoseconds budget = detail::spin_budget_before(deadline);
-      if (deadline && budget == std::chrono::nanoseconds::zero()) break;
-      if (detail::spin_until_ready(some_room, budget)) {
+      const std::chrono::nanoseconds limit = detail::spin_limit_before(deadline);
+      if (deadline && limit == std::chrono::nanoseconds::zero()) break;
+      if (c.room_spin.spin(some_room, limit)) {
         retry();
         continue;
       }

@@ -20,7 +20,8 @@
 // drops one reference instead of pushing. Whoever drops the last reference
 // destroys the core. tests/relacy/model_pool_lifetime.cpp model-checks it.
 //
-// Waiting. A thread first spins (spin_budget), then queues a node on its
+// Waiting. A thread first spins (an adaptive budget, at most 50 us: see
+// detail/adaptive_spin.hpp), then queues a node on its
 // stack in the waiter list and sleeps on the node's parking spot; an
 // asynchronous operation queues a node inside its operation state
 // (daq_pool/asio.hpp). One FIFO list for both kinds. Queueing sets the
@@ -63,6 +64,7 @@
 #include <utility>
 
 #include "daq_pool/debug.hpp"
+#include "daq_pool/detail/adaptive_spin.hpp"
 #include "daq_pool/detail/atomic.hpp"
 #include "daq_pool/detail/config.hpp"
 #include "daq_pool/detail/deadline.hpp"
@@ -92,11 +94,6 @@ class PoolCore {
   using Reset = std::function<void(T&)>;
   using Waiter = WaiterNode<T>;
 
-  /// How long an acquirer spins before it sleeps. A futex sleep + wake round
-  /// trip costs 30-50 us on a virtualized host, and a hand-off partner usually
-  /// returns a slot sooner than that. Bounded in time, not in iterations: one
-  /// `pause` takes ~10 ns on some CPUs and ~55-140 ns on others.
-  static constexpr std::chrono::microseconds spin_budget{50};
 
   PoolCore(std::size_t size, Factory factory, Reset reset, PoolOptions options)
       : table_(checked_capacity(size, factory, options)), factory_(std::move(factory)), reset_(std::move(reset)) {
@@ -702,23 +699,13 @@ class PoolCore {
     return FreeList::is_empty(h) && !FreeList::is_closed(h);
   }
 
-  /// Spins until a slot looks free, the pool closes, or spin_budget (or the
-  /// caller's time left, if shorter) has passed.
-  void spin_while_empty([[maybe_unused]] std::optional<std::chrono::nanoseconds> left) noexcept {
-#if defined(DAQ_POOL_USE_RELACY)
-    // The model check must reach the sleep path: two looks, no clock.
-    for (int i = 0; i < 2 && looks_empty(); ++i) cpu_relax();
-#else
-    using clock = std::chrono::steady_clock;
-    const auto until = clock::now() + (left ? std::min<std::chrono::nanoseconds>(*left, spin_budget) : spin_budget);
-    do {
-      // Read the clock (~20 ns through the vDSO) only every 32 pauses.
-      for (int i = 0; i < 32; ++i) {
-        if (!looks_empty()) return;
-        cpu_relax();
-      }
-    } while (clock::now() < until);
-#endif
+  /// Spins until a slot looks free, the pool closes, or the spin budget (or
+  /// the caller's time left, if shorter) has passed. The budget adapts to
+  /// how spinning went on this pool (detail/adaptive_spin.hpp): a hand-off
+  /// partner usually returns a slot within microseconds while it runs, and
+  /// when it does not run, spinning only takes its CPU.
+  void spin_while_empty(std::optional<std::chrono::nanoseconds> left) noexcept {
+    spin_.spin([this] { return !looks_empty(); }, left ? *left : AdaptiveSpin::max_budget);
   }
 
   /// A blocked thread: try, spin, then queue a node on this stack frame and
@@ -807,6 +794,7 @@ class PoolCore {
 
   alignas(cache_line) atomic<std::uint64_t> misses_{0};
   atomic<std::uint64_t> waits_{0};
+  AdaptiveSpin spin_;  // read and written only by acquirers that missed, like the counters here
   atomic<std::uint64_t> grows_{0};
   atomic<std::uint64_t> reset_failures_{0};
   std::mutex grow_mutex_;
