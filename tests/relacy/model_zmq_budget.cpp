@@ -100,16 +100,13 @@ struct Pipe {
 };
 
 /// The sender claims a slot for frame `k`, retrying while it is refused
-/// over budget (an I/O thread frees one eventually). Returns the refusals.
+/// over budget (an I/O thread frees one eventually), and sets its view.
 template <class L>
-int claim_for(BudgetBlock& block, L& ledger, int k, BudgetSlot*& out) {
-  int refused = 0;
-  while ((out = block.claim()) == nullptr) {
-    ++refused;
-    rl::yield(1, $);
-  }
-  ledger.claimed(block, out, k);
-  return refused;
+BudgetSlot* claim_for(BudgetBlock& block, L& ledger, int k) {
+  BudgetSlot* slot;
+  while ((slot = block.claim()) == nullptr) rl::yield(1, $);
+  ledger.claimed(block, slot, k);
+  return slot;
 }
 
 /// Budget 2, four frames, two I/O threads (frame k freed by thread 1 + k % 2,
@@ -134,8 +131,7 @@ struct TwoIoThreads : rl::test_suite<TwoIoThreads, 3> {
   void thread(unsigned i) {
     if (i == 0) {
       for (int k = 0; k < static_cast<int>(frames); ++k) {
-        BudgetSlot* slot = nullptr;
-        claim_for(*block, ledger, k, slot);
+        BudgetSlot* slot = claim_for(*block, ledger, k);
         pipe[k % 2].send(static_cast<std::size_t>(k / 2), slot);
         RL_ASSERT(block->held_now() <= budget);
       }
@@ -170,7 +166,6 @@ struct HeldAtQuiescence : rl::test_suite<HeldAtQuiescence, 2> {
   BudgetBlock* block = nullptr;
   Ledger<budget, frames> ledger;
   Pipe<frames> pipe;
-  int refused = 0;
 
   void before() {
     ledger.reset();
@@ -180,8 +175,7 @@ struct HeldAtQuiescence : rl::test_suite<HeldAtQuiescence, 2> {
   void thread(unsigned i) {
     if (i == 0) {
       for (int k = 0; k < static_cast<int>(frames); ++k) {
-        BudgetSlot* slot = nullptr;
-        refused += claim_for(*block, ledger, k, slot);
+        BudgetSlot* slot = claim_for(*block, ledger, k);
         pipe.send(static_cast<std::size_t>(k), slot);
         RL_ASSERT(block->held_now() <= budget);
       }
@@ -233,8 +227,7 @@ struct SenderGoesFirst : rl::test_suite<SenderGoesFirst, 3> {
   }
   void thread(unsigned i) {
     if (i == 0) {
-      BudgetSlot* first = nullptr;
-      claim_for(*block, ledger, 0, first);
+      BudgetSlot* first = claim_for(*block, ledger, 0);
       pipe[0].send(0, first);
       BudgetSlot* unused = block->claim();  // the other slot: free from the start
       RL_ASSERT(unused != nullptr && unused != first);
