@@ -48,6 +48,7 @@
 #include <utility>
 
 #include "daq_pool/bytes.hpp"
+#include "daq_pool/zmq/detail/budget.hpp"
 #include "daq_pool/zmq/wire.hpp"
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::zmq {
@@ -125,67 +126,6 @@ inline void release_sent_view(void* /*data*/, void* hint) noexcept {
   ledger.released.fetch_add(1, std::memory_order_release);
 }
 
-/// A FrameSender's budget: at most `size` of its messages held by ZeroMQ at
-/// once, across every peer. One slot per message ZeroMQ may hold; the slot
-/// is the free function's hint, so the free function finds the view and
-/// the budget without a lookup. The block is shared by the sender and every
-/// message in flight (intrusive count `refs`: 1 for the sender, 1 per
-/// message), because libzmq may run a free function after the sender is
-/// gone (linger, a context terminated later): the last one deletes it.
-struct BudgetBlock;
-
-struct BudgetSlot {
-  void* raw = nullptr;           // the view's handle; written by the sender while the slot is not busy
-  BudgetBlock* block = nullptr;  // constant
-  // Only the sender sets it (claims a free slot); the free function clears
-  // it with release after its last read of the slot, and the sender's
-  // acquire load of `false` sees those reads done before it reuses the slot.
-  std::atomic<bool> busy{false};
-};
-
-struct BudgetBlock {
-  explicit BudgetBlock(std::size_t n) : size(n), slots(new BudgetSlot[n]) {
-    for (std::size_t i = 0; i < n; ++i) slots[i].block = this;
-  }
-  ~BudgetBlock() { delete[] slots; }
-  BudgetBlock(const BudgetBlock&) = delete;
-  BudgetBlock& operator=(const BudgetBlock&) = delete;
-
-  /// A free slot, or nullptr if ZeroMQ holds `size` messages. Sender only.
-  BudgetSlot* claim() noexcept {
-    for (std::size_t k = 0; k < size; ++k) {
-      BudgetSlot& slot = slots[(cursor + k) % size];
-      if (!slot.busy.load(std::memory_order_acquire)) {
-        slot.busy.store(true, std::memory_order_relaxed);  // only the sender writes true
-        cursor = (cursor + k + 1) % size;
-        // relaxed: `refs` only has to count; the deleting decrement is acq_rel.
-        refs.fetch_add(1, std::memory_order_relaxed);
-        held.fetch_add(1, std::memory_order_relaxed);
-        return &slot;
-      }
-    }
-    return nullptr;
-  }
-  /// Gives a claimed slot back (its message was never made). Sender only.
-  void unclaim(BudgetSlot& slot) noexcept { drop(slot); }
-
-  /// The end of a slot's use, on whichever thread: frees it, and the block
-  /// with the last reference.
-  static void drop(BudgetSlot& slot) noexcept {
-    BudgetBlock* b = slot.block;
-    b->held.fetch_sub(1, std::memory_order_relaxed);
-    slot.busy.store(false, std::memory_order_release);
-    // acq_rel: the thread that deletes sees every other thread's use done.
-    if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete b;
-  }
-
-  const std::size_t size;
-  BudgetSlot* const slots;
-  std::size_t cursor = 0;                   // sender only
-  std::atomic<std::uint64_t> held{0};       // messages ZeroMQ holds now (a gauge for stats)
-  std::atomic<std::uint32_t> refs{1};       // the sender's, plus one per claimed slot
-};
-
 /// libzmq's free function for a budgeted message: `hint` is its BudgetSlot.
 inline void release_budgeted_view(void* data, void* hint) noexcept {
   auto* slot = static_cast<BudgetSlot*>(hint);
@@ -193,9 +133,7 @@ inline void release_budgeted_view(void* data, void* hint) noexcept {
   // acquire: as in release_sent_view, before reading what the sender wrote
   // into the slot.
   (void)ledger.handed_over.load(std::memory_order_acquire);
-  void* raw = slot->raw;
-  release_sent_view(data, raw);
-  BudgetBlock::drop(*slot);
+  BudgetBlock::release(*slot, [data](void* raw) noexcept { release_sent_view(data, raw); });
 }
 
 /// A zero-copy message made from a view; gives the view back if the send
@@ -225,7 +163,7 @@ class OutgoingView {
     hint_ = raw_;
     zmq_free_fn* free_fn = &release_sent_view;
     if (slot != nullptr) {
-      slot->raw = raw_;
+      slot->set_view(raw_);
       hint_ = slot;
       free_fn = &release_budgeted_view;
     }
@@ -362,19 +300,17 @@ class FrameSender {
   /// written, or waiting out the linger. Each of them keeps a pool buffer
   /// out; a send beyond it returns over_budget without queueing. Size it
   /// below what the pool can spare: e.g. a third of the pool. Allocates the
-  /// budget's slots (16 bytes each) once; throws std::invalid_argument for 0.
+  /// budget's slots (24 bytes each) once; throws std::invalid_argument for 0.
   explicit FrameSender(void* socket, Checksum kind = Checksum::sampled, std::size_t budget = default_budget)
-      : socket_(socket), kind_(kind), budget_(make_budget(budget)) {}
+      : socket_(socket), kind_(kind), budget_(detail::BudgetBlock::make(budget)) {}
   FrameSender(const FrameSender&) = delete;
   FrameSender& operator=(const FrameSender&) = delete;
   /// The frames still in flight keep the budget's block alive; the last
   /// free function deletes it.
-  ~FrameSender() {
-    if (budget_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete budget_;
-  }
+  ~FrameSender() { budget_->release_owner(); }
 
   /// Frames ZeroMQ holds now for this sender. Thread-safe; never allocates.
-  std::uint64_t held() const noexcept { return budget_->held.load(std::memory_order_relaxed); }
+  std::uint64_t held() const noexcept { return budget_->held_now(); }
 
   /// Sets or clears flag_shared_numbering on the frames sent from now on:
   /// set it while a PUSH socket has more than one peer (see zmq/wire.hpp).
@@ -392,10 +328,9 @@ class FrameSender {
   /// of frames it has released) is only sent if the close waits for it.
   /// Polls every millisecond.
   std::uint64_t drain(std::chrono::milliseconds timeout) const {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (held() != 0 && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return held();
+    using clock = std::chrono::steady_clock;
+    return budget_->drain<clock>(clock::now() + timeout,
+                                 [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
   }
 
   /// Sends `payload` as frame `frame_number`, stamped `timestamp_ns` (see
@@ -504,11 +439,6 @@ class FrameSender {
         break;
     }
     return out;
-  }
-
-  static detail::BudgetBlock* make_budget(std::size_t budget) {
-    if (budget == 0) throw std::invalid_argument("daq_pool::zmq::FrameSender: budget 0; allowed: at least 1 frame");
-    return new detail::BudgetBlock(budget);
   }
 
   void* socket_;
