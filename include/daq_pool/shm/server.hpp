@@ -178,7 +178,7 @@ class Server {
   /// refused) is replaced. A missing directory is created (0700) and removed
   /// again by stop(), or at once if construction fails.
   Server(BufferPool pool, std::string path, ServerOptions options = {})
-      : pool_(std::move(pool)), path_(std::move(path)), options_(options) {
+      : pool_(std::move(pool)), path_(std::move(path)), options_(std::move(options)) {
     const std::string who = "daq_pool::shm::Server";
     check_options(who);
     const sockaddr_un address = detail::socket_address(path_, who.c_str());
