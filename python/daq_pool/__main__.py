@@ -63,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print what the source is and its first frame's metadata as JSON")
     for q in (v, i):
         q.add_argument("source", metavar="PATH|ENDPOINT", help="a Unix socket, tcp:// or ipc:// endpoint, or file")
-        q.add_argument("--dtype", default="u1", help="element type of a frame, numpy notation (default u1)")
+        q.add_argument("--dtype", help="element type of a frame, numpy notation (default: the server's or the "
+                                       "recording's layout, else u1)")
         q.add_argument("--shape", type=_shape, help="frame shape, e.g. 480x640 (default: the recording's, else flat)")
         q.add_argument("--frame-bytes", type=_size, metavar="BYTES",
                        help="ZeroMQ: the frame size expected; larger messages are refused (ZMQ_MAXMSGSIZE)")
@@ -86,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from . import viewer
     import numpy as np
     try:
-        dtype = np.dtype(args.dtype)
+        dtype = None if args.dtype is None else np.dtype(args.dtype)
     except TypeError:
         print(f"daq_pool: --dtype={args.dtype}: not a numpy type (e.g. u1, <u2, f4)", file=sys.stderr)
         return 2

@@ -57,10 +57,12 @@ PROTOCOL_VERSIONS = (2,)
 TYPE_HELLO, TYPE_REFUSED = 1, 4
 _HEADER = struct.Struct("<IHH")  # magic, version, type
 # v2 hello: header, region_size, buffer_capacity, buffer_stride, buffer_count, max_in_flight, subscriber_id,
-# control_bytes, ring_slots, reserved, lease_ns
-_HELLO2 = struct.Struct("<IHHQQQIIQQIIQ")
+# control_bytes, ring_slots, reserved, lease_ns, then the frame layout: dtype (8 bytes, NUL-padded), ndim,
+# reserved, shape (4 x u64)
+_HELLO2 = struct.Struct("<IHHQQQIIQQIIQ8sII4Q")
 _REFUSED = struct.Struct("<IHHII")
-assert (_HELLO2.size, _REFUSED.size) == (72, 16)
+assert (_HELLO2.size, _REFUSED.size) == (120, 16)
+MAX_FRAME_DIMS = 4
 MAX_IN_FLIGHT_LIMIT = 4096
 REFUSE_REASONS = {1: "this process's user is not the server's (SO_PEERCRED); the server's uid is {limit}",
                   2: "max_subscribers ({limit}) are already connected",
@@ -111,6 +113,19 @@ def hello_problem(h: Dict[str, int]) -> Optional[str]:
         return "ring_slots is not the power of two for max_in_flight"
     if h["control_bytes"] != control_region_bytes(h["ring_slots"]):
         return "control_bytes does not match ring_slots"
+    raw = h["dtype_bytes"]
+    text = raw.rstrip(b"\0")
+    if raw[7:] != b"\0" or b"\0" in text or any(c < 0x21 or c > 0x7E for c in text):
+        return "dtype is not ASCII text padded with NULs"
+    ndim, shape = h["ndim"], h["shape"]
+    if ndim > MAX_FRAME_DIMS:
+        return "ndim exceeds 4"
+    if any(shape[d] == 0 for d in range(ndim)):
+        return "a used shape dimension is 0"
+    if any(shape[d] != 0 for d in range(ndim, MAX_FRAME_DIMS)):
+        return "a shape dimension beyond ndim is set"
+    if ndim and not text:
+        return "a shape without a dtype"
     return None
 
 
@@ -140,8 +155,10 @@ class Subscriber:
     `receive` (or iteration) returns each frame as a read-only numpy array
     over the shared memory; the frame stays held at the server while the
     array or any view of it lives. ``dtype``/``shape`` say how to view a
-    frame's bytes (default: uint8, one dimension); a frame too small for
-    ``shape`` is refused (counted in ``refused``) and given back at once.
+    frame's bytes; by default, as the server states them (its
+    ``ServerOptions::layout``, in ``layout``), else uint8 in one dimension.
+    A frame too small for ``shape`` is refused (counted in ``refused``) and
+    given back at once.
 
     Counters: ``received`` (frames handed out), ``skipped`` (frames the
     server skipped for this subscriber: it held max_in_flight), ``held``
@@ -152,14 +169,16 @@ class Subscriber:
     """
 
     def __init__(self, path: Union[str, os.PathLike], *, connect_timeout: float = 5.0,
-                 dtype: Any = np.uint8, shape: Optional[Tuple[int, ...]] = None) -> None:
+                 dtype: Any = None, shape: Optional[Tuple[int, ...]] = None) -> None:
         """Connects to the server at `path`, waiting up to `connect_timeout`
         seconds for it to appear. Raises NoServerError (nothing listens at
         `path`), RefusedError (the server refused, and why), VersionError
         (a protocol version this package does not read), ProtocolError."""
         self.path = os.fspath(path)
-        self.dtype = np.dtype(dtype)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.shape = shape
+        #: The server's frame layout: (dtype string, shape tuple); ("", ()) when it states none.
+        self.layout: Tuple[str, Tuple[int, ...]] = ("", ())
         self.received = 0
         self.refused = 0
         self.bad_messages = 0
@@ -238,14 +257,24 @@ class Subscriber:
         if len(data) != _HELLO2.size or len(self._fds) != 4:
             raise ProtocolError(f"{p}: the hello is not {_HELLO2.size} bytes with 4 descriptors "
                                 f"(got {len(data)} bytes, {len(self._fds)} descriptors)")
-        (_, _, kind, region, cap, stride, count, mif, sub_id, ctrl_bytes, slots, reserved, lease) = \
-            _HELLO2.unpack(data)
+        (_, _, kind, region, cap, stride, count, mif, sub_id, ctrl_bytes, slots, reserved, lease,
+         dtype_bytes, ndim, reserved2, *shape) = _HELLO2.unpack(data)
         h = dict(region_size=region, buffer_capacity=cap, buffer_stride=stride, buffer_count=count, max_in_flight=mif,
-                 subscriber_id=sub_id, control_bytes=ctrl_bytes, ring_slots=slots, lease_ns=lease)
-        why = "reserved field not 0" if (kind != TYPE_HELLO or reserved) else hello_problem(h)
+                 subscriber_id=sub_id, control_bytes=ctrl_bytes, ring_slots=slots, lease_ns=lease,
+                 dtype_bytes=dtype_bytes, ndim=ndim, shape=tuple(shape))
+        why = "reserved field not 0" if (kind != TYPE_HELLO or reserved or reserved2) else hello_problem(h)
         if why:
             raise ProtocolError(f"{p}: the server's hello is inconsistent: {why}")
         self.hello = h
+        self.layout = (dtype_bytes.rstrip(b"\0").decode("ascii"), tuple(shape[:ndim]))
+        # What the caller did not choose, the server's layout decides.
+        if self.dtype is None:
+            try:
+                self.dtype = np.dtype(self.layout[0]) if self.layout[0] else np.dtype(np.uint8)
+            except TypeError:
+                raise ProtocolError(f"{p}: the server's dtype {self.layout[0]!r} is not a numpy dtype") from None
+            if self.shape is None and self.layout[1]:
+                self.shape = self.layout[1]
         pool_fd, ctrl_fd, self._wake_fd, self._server_wake_fd = self._fds
         self._check_pool_fd(pool_fd, region)
         if os.fstat(ctrl_fd).st_size < ctrl_bytes:

@@ -67,14 +67,15 @@ def _newest(receive: Callable[[Optional[float]], Optional[np.ndarray]], end: typ
     return next_frame
 
 
-def open_source(target: str, *, dtype: Any = np.uint8, shape: Optional[Tuple[int, ...]] = None,
+def open_source(target: str, *, dtype: Any = None, shape: Optional[Tuple[int, ...]] = None,
                 frame_bytes: Optional[int] = None, mode: str = "pull", connect_timeout: float = 5.0,
                 curve_server_key: Optional[str] = None) -> Source:
     """Opens `target` (see the module's doc). Raises the package's errors
     (NoServerError, VersionError, RecordingError...) with the target named."""
     if target.startswith(("tcp://", "ipc://")):
         from . import zmq as dzmq
-        rx = dzmq.Receiver(target, mode=mode, frame_bytes=frame_bytes, dtype=dtype, shape=shape,
+        rx = dzmq.Receiver(target, mode=mode, frame_bytes=frame_bytes, dtype=np.uint8 if dtype is None else dtype,
+                           shape=shape,
                            curve_server_key=curve_server_key)
         return Source("zmq", rx, _newest(rx.receive, dzmq.EndOfStream), lambda: rx.missing)
     try:

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 F_ADD_SEALS, F_SEAL_SHRINK, F_SEAL_GROW = 1033, 2, 4
-HELLO = struct.Struct("<IHHQQQIIQQIIQ")
+HELLO = struct.Struct("<IHHQQQIIQQIIQ8sII4Q")  # ..., lease_ns, dtype, ndim, reserved, shape[4]
 
 
 def ring_slots_for(m):
@@ -62,7 +62,7 @@ class FakeServerV2:
         except OSError:
             return
         fields = [0x48535144, self.version, 1, self.region, self.capacity, self.capacity, self.region // self.capacity,
-                  self.mif, 1, self.ctrl_bytes, self.n, 0, 0]
+                  self.mif, 1, self.ctrl_bytes, self.n, 0, 0, b"", 0, 0, 0, 0, 0, 0]
         if self.hello_patch:
             self.hello_patch(fields)
         c.sendmsg([HELLO.pack(*fields)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,

@@ -222,3 +222,45 @@ def test_not_a_hello(short_tmp):
         listener.close()
         for c in peer:
             c.close()
+
+
+def test_layout_from_the_server(short_tmp):
+    """A server that states its frame layout (ServerOptions::layout): arrays
+    come with that dtype and shape unless the caller chooses; a frame of the
+    demo's pattern viewed as bytes is still the same memory."""
+    path = os.path.join(short_tmp, "layout.sock")
+    with Child([tool("DAQ_POOL_SHM_SERVER"), path, 4096, 8, 4, 1, "<u2:32x64"]) as child:
+        assert child.line() == "ready"
+        with subscribe(child, path) as sub:
+            assert sub.layout == ("<u2", (32, 64))
+            child.command("publish 1")
+            a = sub.receive(timeout=10)
+            assert a.dtype == np.dtype("<u2") and a.shape == (32, 64) and not a.flags.writeable
+            assert pattern_ok(a.view(np.uint8).reshape(-1))
+            del a
+        with subscribe(child, path, dtype=np.uint8) as sub:  # the caller's choice wins
+            child.command("publish 1")
+            b = sub.receive(timeout=10)
+            assert b.dtype == np.uint8 and b.shape == (4096,)
+            del b
+
+
+def test_no_layout_means_bytes(server):
+    child, path = server
+    with subscribe(child, path) as sub:
+        assert sub.layout == ("", ())
+        child.command("publish 1")
+        a = sub.receive(timeout=10)
+        assert a.dtype == np.uint8 and a.shape == (4096,)
+        del a
+
+
+def test_bad_layout_refused_by_the_server(short_tmp):
+    """A layout larger than a frame: the C++ server refuses to start, naming it."""
+    import subprocess
+    path = os.path.join(short_tmp, "bad.sock")
+    with Child([tool("DAQ_POOL_SHM_SERVER"), path, 4096, 8, 4, 1, "<u2:64x64"], stderr=subprocess.PIPE) as child:
+        code = child.wait()
+        err = child.proc.stderr.read()
+    assert code != 0
+    assert "options.layout" in err and "4096 bytes" in err, err

@@ -139,6 +139,23 @@ def test_inconsistent_hello(short_tmp):
         s.close()
 
 
+@pytest.mark.parametrize("patch, why", [
+    (lambda f: f.__setitem__(13, b"<u2\0x"), "dtype is not ASCII text padded with NULs"),
+    (lambda f: f.__setitem__(14, 5), "ndim exceeds 4"),
+    (lambda f: f.__setitem__(18, 3), "a shape dimension beyond ndim is set"),
+    (lambda f: (f.__setitem__(14, 1), f.__setitem__(16, 8)), "a shape without a dtype"),
+    (lambda f: f.__setitem__(15, 1), "reserved field not 0"),
+    (lambda f: (f.__setitem__(13, b"no-such"), f.__setitem__(14, 0)), "is not a numpy dtype"),
+])
+def test_bad_layout_in_hello(short_tmp, patch, why):
+    s = FakeServerV2(os.path.join(short_tmp, "layout.sock"), hello_patch=patch)
+    try:
+        with pytest.raises(ProtocolError, match=why):
+            Subscriber(s.path)
+    finally:
+        s.close()
+
+
 def test_future_version(short_tmp):
     s = FakeServerV2(os.path.join(short_tmp, "v3.sock"), version=3)
     try:

@@ -4,7 +4,10 @@
 // "the server still counts this frame held" is the server's word, not the
 // subscriber's.
 //
-//   py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS]
+//   py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS] [LAYOUT]
+//
+// LAYOUT: the frame layout the server states (ServerOptions::layout), as
+// DTYPE:D0xD1x... (e.g. "<u2:32x64"); "-" or absent: none.
 //
 // Commands (one per line; each answered by one line on stdout):
 //   publish N   publish N frames of the demo's pattern (frame_pattern.hpp),
@@ -27,6 +30,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -48,11 +52,26 @@ std::string stats_line(const daq_pool::shm::Server& server, const daq_pool::Buff
   return out.str();
 }
 
+/// "<u2:32x64" -> dtype "<u2", shape {32, 64}. Throws std::invalid_argument.
+daq_pool::FrameLayout parse_layout(const std::string& text) {
+  daq_pool::FrameLayout l;
+  const std::size_t colon = text.find(':');
+  if (colon == std::string::npos) throw std::invalid_argument("LAYOUT '" + text + "': expected DTYPE:D0xD1...");
+  l.dtype = text.substr(0, colon);
+  std::istringstream dims(text.substr(colon + 1));
+  std::string d;
+  while (std::getline(dims, d, 'x')) {
+    if (l.ndim == daq_pool::max_frame_dims) throw std::invalid_argument("LAYOUT '" + text + "': more than 4 dimensions");
+    l.shape[l.ndim++] = std::stoull(d);
+  }
+  return l;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS]\n");
+    std::fprintf(stderr, "usage: py_shm_server PATH [FRAME_BYTES] [POOL] [MAX_IN_FLIGHT] [MAX_SUBSCRIBERS] [LAYOUT]\n");
     return 2;
   }
   const std::size_t frame_bytes = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 4096;
@@ -67,6 +86,7 @@ int main(int argc, char** argv) {
     // max_in_flight + producer_margin): one subscriber by default.
     so.max_subscribers = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 1;
     so.drain_timeout = std::chrono::milliseconds(200);
+    if (argc > 6 && std::string(argv[6]) != "-") so.layout = parse_layout(argv[6]);
     daq_pool::shm::Server server(pool, argv[1], so);
     std::cout << "ready" << std::endl;
     std::uint64_t number = 0, failed = 0;

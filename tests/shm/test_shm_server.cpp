@@ -296,6 +296,94 @@ TEST_CASE("a subscriber gets the geometry, a read-only sealed memfd and a sealed
   ::munmap(r, region.size);
 }
 
+TEST_CASE("the frame layout the server states reaches the subscriber; a bad one is refused, naming it") {
+  TempDir dir;
+  BufferPool pool = shared_pool(6, 4096);
+  ServerOptions o = opts(2, 2);  // the raw client and the Subscriber
+  o.layout.dtype = "<u2";
+  o.layout.ndim = 2;
+  o.layout.shape = {32, 64, 0, 0};
+  {
+    Server server(pool, dir / "s.sock", o);
+    RawClient c(server.path());
+    const std::optional<protocol::Hello> h = c.hello();
+    REQUIRE(h);
+    CHECK(std::string(h->dtype.data()) == "<u2");
+    CHECK(h->ndim == 2);
+    CHECK(h->shape == std::array<std::uint64_t, 4>{32, 64, 0, 0});
+    CHECK(protocol::hello_problem(*h) == nullptr);
+    Subscriber sub(server.path(), 10s);
+    const daq_pool::FrameLayout l = sub.layout();
+    CHECK(l.dtype == "<u2");
+    CHECK(l.ndim == 2);
+    CHECK(l.shape == o.layout.shape);
+  }
+  const auto refused = [&](daq_pool::FrameLayout l) {
+    ServerOptions bad = opts(1, 2);
+    bad.layout = std::move(l);
+    return error_of([&] { Server s(pool, dir / "b.sock", bad); });
+  };
+  daq_pool::FrameLayout l;
+  l.dtype = "<u2";
+  l.ndim = 2;
+  l.shape = {64, 64, 0, 0};  // 8192 bytes: larger than a 4096-byte frame
+  CHECK(contains(refused(l), "options.layout: the shape of <u2 elements is larger than a frame's 4096 bytes"));
+  l.dtype = "float32";
+  l.shape = {2, 2, 0, 0};
+  CHECK(contains(refused(l), "options.layout: dtype 'float32' is not a numpy typestr"));
+  l.dtype = "<u2";
+  l.ndim = 5;
+  CHECK(contains(refused(l), "options.layout: ndim 5 exceeds 4"));
+  l.ndim = 1;
+  CHECK(contains(refused(l), "options.layout: shape[1] is set beyond ndim 1"));
+  l = {};
+  l.ndim = 1;
+  l.shape = {8, 0, 0, 0};
+  CHECK(contains(refused(l), "options.layout: a shape needs a dtype"));
+}
+
+TEST_CASE("a hello's frame layout is checked (text dtype, no stray dimension, no shape without dtype)") {
+  protocol::Hello h;
+  h.region_size = 4096;
+  h.buffer_capacity = 4096;
+  h.buffer_stride = 4096;
+  h.buffer_count = 1;
+  h.max_in_flight = 1;
+  h.ring_slots = protocol::control::ring_slots_for(1);
+  h.control_bytes = protocol::control::region_bytes(h.ring_slots);
+  REQUIRE(protocol::hello_problem(h) == nullptr);  // no layout stated
+  const auto encoded = protocol::encode(h);
+  CHECK(protocol::decode_hello(encoded).has_value());
+  const auto problem = [](protocol::Hello x) {
+    const char* p = protocol::hello_problem(x);
+    return std::string(p == nullptr ? "" : p);
+  };
+  protocol::Hello bad = h;
+  bad.dtype = {'<', 'u', '2', '\0', 'x', '\0', '\0', '\0'};
+  CHECK(problem(bad) == "dtype is not ASCII text padded with NULs");
+  bad = h;
+  bad.dtype = {'<', 'u', '2', '4', '5', '6', '7', '8'};
+  CHECK(problem(bad) == "dtype is not ASCII text padded with NULs");
+  bad = h;
+  bad.ndim = 5;
+  CHECK(problem(bad) == "ndim exceeds 4");
+  bad = h;
+  bad.shape[2] = 7;
+  CHECK(problem(bad) == "a shape dimension beyond ndim is set");
+  bad = h;
+  bad.ndim = 1;
+  bad.shape[0] = 8;
+  CHECK(problem(bad) == "a shape without a dtype");
+  bad.ndim = 1;
+  bad.shape[0] = 0;
+  bad.dtype = {'|', 'u', '1', '\0', '\0', '\0', '\0', '\0'};
+  CHECK(problem(bad) == "a used shape dimension is 0");
+  // The second reserved word must be 0.
+  auto m = protocol::encode(h);
+  m[84] = std::byte{1};
+  CHECK_FALSE(protocol::decode_hello(m).has_value());
+}
+
 TEST_CASE("a subscriber at its bound is skipped, counted and told; each release makes room again") {
   TempDir dir;
   BufferPool pool = shared_pool(6, 4096);

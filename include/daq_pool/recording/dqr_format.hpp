@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "daq_pool/detail/little_endian.hpp"
+#include "daq_pool/frame_layout.hpp"
 
 namespace daq_pool::inline DAQ_POOL_ABI_NAMESPACE::recording::dqr {
 
@@ -56,7 +57,7 @@ inline constexpr std::uint32_t kMinAlignment = 4096;
 /// The largest alignment a reader accepts (a sanity bound on untrusted input).
 inline constexpr std::uint32_t kMaxAlignment = 1u << 20;
 /// Dimensions a frame's shape may have.
-inline constexpr std::size_t kMaxDims = 4;
+inline constexpr std::size_t kMaxDims = max_frame_dims;
 /// Header flag: each entry was written after an fdatasync of its payload
 /// (the index survives power loss, not only SIGKILL).
 inline constexpr std::uint32_t kFlagDurableIndex = 1u << 0;
@@ -74,15 +75,8 @@ inline constexpr std::uint32_t kFlagBuffered = 1u << 1;
   return ~crc;
 }
 
-/// What one frame is, when the writer knows it: a numpy typestr ("<u2",
-/// "|u1", "<f4"...; empty: raw bytes), a shape of up to kMaxDims dimensions
-/// (ndim 0: unknown), and a free-text pixel format name ("Mono16").
-struct FrameLayout {
-  std::string dtype;                              ///< numpy typestr, at most 7 characters
-  std::uint32_t ndim = 0;                         ///< used entries of shape
-  std::array<std::uint64_t, kMaxDims> shape{};    ///< e.g. {height, width}
-  std::string pixel_format;                       ///< at most 31 characters
-};
+/// What one frame is, when the writer knows it (daq_pool/frame_layout.hpp).
+using FrameLayout = daq_pool::FrameLayout;
 
 /// The file header (offsets into the file, all little-endian):
 ///

@@ -32,6 +32,7 @@
 
 #include "daq_pool/detail/abi.hpp"
 #include "daq_pool/detail/little_endian.hpp"
+#include "daq_pool/frame_layout.hpp"
 
 #include <array>
 #include <cstddef>
@@ -47,7 +48,7 @@ inline constexpr std::uint32_t magic = 0x48535144u;  ///< bytes 0..3 of every me
 inline constexpr std::uint16_t version = 2;          ///< bytes 4..5
 inline constexpr std::uint16_t type_hello = 1;       ///< bytes 6..7: a Hello (server -> subscriber, with 4 fds)
 inline constexpr std::uint16_t type_refused = 4;     ///< bytes 6..7: a Refused (server -> subscriber, no fd)
-inline constexpr std::size_t hello_bytes = 72;       ///< a Hello's size on the socket
+inline constexpr std::size_t hello_bytes = 120;      ///< a Hello's size on the socket
 inline constexpr std::size_t refused_bytes = 16;     ///< a Refused's size on the socket
 inline constexpr std::size_t hello_fds = 4;          ///< descriptors sent with a Hello
 
@@ -59,7 +60,11 @@ inline constexpr std::uint32_t max_in_flight_limit = 4096;
 /// 8 region_size (u64), 16 buffer_capacity (u64), 24 buffer_stride (u64),
 /// 32 buffer_count (u32), 36 max_in_flight (u32), 40 subscriber_id (u64),
 /// 48 control_bytes (u64), 56 ring_slots (u32), 60 reserved (u32, 0),
-/// 64 lease_ns (u64). 72 bytes.
+/// 64 lease_ns (u64), 72 dtype (8 bytes: a numpy typestr, ASCII,
+/// NUL-padded; all NUL: not stated), 80 ndim (u32, <= 4; 0: not stated),
+/// 84 reserved (u32, 0), 88 shape (4 x u64; entries beyond ndim 0).
+/// 120 bytes. The frame layout (daq_pool/frame_layout.hpp) is the server's
+/// ServerOptions::layout: how a reader may view each frame's bytes.
 struct Hello {
   std::uint64_t region_size = 0;      ///< bytes of the pool's memfd to map
   std::uint64_t buffer_capacity = 0;  ///< bytes each buffer holds
@@ -70,6 +75,9 @@ struct Hello {
   std::uint64_t control_bytes = 0;    ///< bytes of the control memfd to map (= control::region_bytes(ring_slots))
   std::uint32_t ring_slots = 0;       ///< entries of each ring: a power of two >= max_in_flight
   std::uint64_t lease_ns = 0;         ///< a frame held longer than this gets the subscriber disconnected; 0: no lease
+  std::array<char, 8> dtype{};        ///< the frames' numpy typestr, NUL-padded; empty: raw bytes
+  std::uint32_t ndim = 0;             ///< used entries of shape; 0: not stated
+  std::array<std::uint64_t, max_frame_dims> shape{};  ///< e.g. {height, width}
 };
 
 /// Why a server refused a connection (Refused::reason).
@@ -104,7 +112,7 @@ inline bool has_header(std::span<const std::byte> m, std::size_t size, std::uint
 }
 }  // namespace detail
 
-/// The 72 bytes of a Hello. Thread-safe (a pure function); never allocates.
+/// The 120 bytes of a Hello. Thread-safe (a pure function); never allocates.
 inline std::array<std::byte, hello_bytes> encode(const Hello& h) noexcept {
   using daq_pool::detail::store_le;
   auto m = detail::with_header<hello_bytes>(type_hello);
@@ -117,6 +125,9 @@ inline std::array<std::byte, hello_bytes> encode(const Hello& h) noexcept {
   store_le(m.data() + 48, h.control_bytes);
   store_le(m.data() + 56, h.ring_slots);
   store_le(m.data() + 64, h.lease_ns);
+  for (std::size_t i = 0; i < h.dtype.size(); ++i) m[72 + i] = static_cast<std::byte>(h.dtype[i]);
+  store_le(m.data() + 80, h.ndim);
+  for (std::size_t d = 0; d < max_frame_dims; ++d) store_le(m.data() + 88 + 8 * d, h.shape[d]);
   return m;
 }
 
@@ -133,7 +144,8 @@ inline std::array<std::byte, refused_bytes> encode(const Refused& r) noexcept {
 /// checked by hello_problem(). Thread-safe; never allocates.
 inline std::optional<Hello> decode_hello(std::span<const std::byte> m) noexcept {
   using daq_pool::detail::load_le;
-  if (!detail::has_header(m, hello_bytes, type_hello) || load_le<std::uint32_t>(m.data() + 60) != 0)
+  if (!detail::has_header(m, hello_bytes, type_hello) || load_le<std::uint32_t>(m.data() + 60) != 0 ||
+      load_le<std::uint32_t>(m.data() + 84) != 0)
     return std::nullopt;
   Hello h;
   h.region_size = load_le<std::uint64_t>(m.data() + 8);
@@ -145,6 +157,9 @@ inline std::optional<Hello> decode_hello(std::span<const std::byte> m) noexcept 
   h.control_bytes = load_le<std::uint64_t>(m.data() + 48);
   h.ring_slots = load_le<std::uint32_t>(m.data() + 56);
   h.lease_ns = load_le<std::uint64_t>(m.data() + 64);
+  for (std::size_t i = 0; i < h.dtype.size(); ++i) h.dtype[i] = static_cast<char>(m[72 + i]);
+  h.ndim = load_le<std::uint32_t>(m.data() + 80);
+  for (std::size_t d = 0; d < max_frame_dims; ++d) h.shape[d] = load_le<std::uint64_t>(m.data() + 88 + 8 * d);
   return h;
 }
 
@@ -342,6 +357,20 @@ constexpr const char* hello_problem(const Hello& h) noexcept {
   if (h.max_in_flight < 1 || h.max_in_flight > max_in_flight_limit) return "max_in_flight not in [1, 4096]";
   if (h.ring_slots != control::ring_slots_for(h.max_in_flight)) return "ring_slots is not the power of two for max_in_flight";
   if (h.control_bytes != control::region_bytes(h.ring_slots)) return "control_bytes does not match ring_slots";
+  // The layout: printable ASCII then NUL padding (the last byte always NUL),
+  // a shape only with a dtype, no unused dimension set.
+  bool ended = false;
+  for (char c : h.dtype) {
+    if (c == '\0') ended = true;
+    else if (ended || c < 0x21 || c > 0x7e) return "dtype is not ASCII text padded with NULs";
+  }
+  if (h.dtype[7] != '\0') return "dtype is not ASCII text padded with NULs";
+  if (h.ndim > max_frame_dims) return "ndim exceeds 4";
+  for (std::size_t d = 0; d < max_frame_dims; ++d) {
+    if (d < h.ndim && h.shape[d] == 0) return "a used shape dimension is 0";
+    if (d >= h.ndim && h.shape[d] != 0) return "a shape dimension beyond ndim is set";
+  }
+  if (h.ndim != 0 && h.dtype[0] == '\0') return "a shape without a dtype";
   return nullptr;
 }
 

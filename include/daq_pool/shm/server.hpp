@@ -35,6 +35,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -82,6 +83,12 @@ struct ServerOptions {
   /// with F_SEAL_FUTURE_WRITE (Linux < 5.1): there, a subscriber of the same
   /// user can reopen its descriptor read-write (docs/shm.md).
   bool require_write_seal = false;
+  /// How subscribers may view each frame's bytes (a numpy dtype and shape;
+  /// daq_pool/frame_layout.hpp), sent in every Hello: the Python package
+  /// then hands out arrays of that dtype and shape. Default: not stated
+  /// (raw bytes). Its pixel_format is not sent. Checked at construction
+  /// against the pool's buffer capacity.
+  FrameLayout layout;
 };
 
 /// One subscriber's counters, as seen by the server (the place `index`; a
@@ -171,7 +178,7 @@ class Server {
   /// refused) is replaced. A missing directory is created (0700) and removed
   /// again by stop(), or at once if construction fails.
   Server(BufferPool pool, std::string path, ServerOptions options = {})
-      : pool_(std::move(pool)), path_(std::move(path)), options_(options) {
+      : pool_(std::move(pool)), path_(std::move(path)), options_(std::move(options)) {
     const std::string who = "daq_pool::shm::Server";
     check_options(who);
     const sockaddr_un address = detail::socket_address(path_, who.c_str());
@@ -414,6 +421,8 @@ class Server {
           std::to_string(options_.max_in_flight) + " frames in flight (max_in_flight) + a producer margin of " +
           std::to_string(options_.producer_margin) + " need " + std::to_string(needed) +
           ": give a pool of at least " + std::to_string(needed) + " buffers, or lower max_subscribers / max_in_flight");
+    if (const std::string why = layout_problem(options_.layout, region_.capacity); !why.empty())
+      throw std::invalid_argument(who + ": options.layout: " + why);
     if (options_.require_write_seal && !region_.write_sealed)
       throw std::invalid_argument(who +
                                   ": options.require_write_seal: this kernel has no F_SEAL_FUTURE_WRITE (Linux < 5.1); "
@@ -791,6 +800,9 @@ class Server {
     h.control_bytes = bytes;
     h.ring_slots = slots;
     h.lease_ns = static_cast<std::uint64_t>(options_.lease.count()) * 1'000'000u;
+    std::copy(options_.layout.dtype.begin(), options_.layout.dtype.end(), h.dtype.begin());  // <= 7: checked
+    h.ndim = options_.layout.ndim;
+    h.shape = options_.layout.shape;
     const auto hello = protocol::encode(h);
     const std::array<int, protocol::hello_fds> fds{ro_memfd_.get(), control.get(), sub_wake.get(), srv_wake.get()};
     // A new connection's send buffer is empty: the non-blocking send fits.

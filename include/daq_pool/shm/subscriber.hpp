@@ -20,6 +20,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -321,6 +322,17 @@ class Subscriber {
 
   /// The geometry the server sent. Thread-safe; never allocates.
   const protocol::Hello& geometry() const noexcept { return state_->hello(); }
+  /// How the server says to view each frame's bytes (its
+  /// ServerOptions::layout; dtype "" and ndim 0 when it states none).
+  /// Allocates (the dtype string).
+  FrameLayout layout() const {
+    const protocol::Hello& h = state_->hello();
+    FrameLayout l;
+    l.dtype.assign(h.dtype.data(), std::find(h.dtype.begin(), h.dtype.end(), '\0'));
+    l.ndim = h.ndim;
+    l.shape = h.shape;
+    return l;
+  }
 
   /// This process's read-only mapping of the server's memory: every frame's
   /// bytes lie inside it. Thread-safe; never allocates.
