@@ -411,6 +411,37 @@ TEST_CASE("a publish() waiting at the bound is woken by the release itself, not 
   CHECK(server.stats().server_wakeups <= frames / 4);
 }
 
+TEST_CASE("a subscriber gone while publish() sleeps at its bound ends the wait at once; every buffer comes back") {
+  // publish() polls the subscriber's server_wake when the server thread
+  // disconnects it: the descriptor is parked for publish() to close, and
+  // the wake-up it gets ends its wait long before wait_timeout.
+  TempDir dir;
+  BufferPool pool = shared_pool(4, 4096);
+  ServerOptions o = opts(1, 1);
+  o.wait_when_full = true;
+  o.wait_timeout = 60s;
+  Server server(pool, dir / "s.sock", o);
+  std::optional<RawClient> c(std::in_place, server.path());
+  REQUIRE(c->hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  test_support::Watchdog dog("subscriber gone under a waiting publish", 60s);
+  CHECK(server.publish(make_frame(pool, 1)) == 1);
+  std::thread leave([&] {
+    std::this_thread::sleep_for(50ms);  // publish() is past its spin by then
+    c.reset();
+  });
+  CHECK(server.publish(make_frame(pool, 2)) == 0);
+  leave.join();
+  CHECK(server.subscriber(0).timed_out == 0);
+  REQUIRE(wait_until([&] { return server.stats().disconnected == 1; }));
+  REQUIRE(wait_until([&] { return pool.available() == pool.size(); }));
+  // The place is reused by the next subscriber, which gets frames.
+  RawClient d(server.path());
+  REQUIRE(d.hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  CHECK(server.publish(make_frame(pool, 3)) == 1);
+}
+
 TEST_CASE("forged, duplicate, out-of-range and malformed releases are counted and ignored, never released twice") {
   TempDir dir;
   BufferPool pool = shared_pool(6, 4096);

@@ -7,13 +7,18 @@
 //     subscriber it collects the releases waiting in its ring, puts the
 //     frame's descriptor in its frame ring and, only if that subscriber
 //     sleeps, writes its eventfd. No system call per frame while the
-//     subscribers keep up; never blocks unless wait_when_full.
+//     subscribers keep up; never blocks unless wait_when_full. At a full
+//     subscriber with wait_when_full it waits for the release itself (no
+//     hop through the server thread): spins briefly re-reading the release
+//     ring, then sleeps in poll() on the eventfd the release writes
+//     (wait_for_room()).
 //   - The server's own thread (started by the constructor, joined by stop())
 //     accepts connections, notices closed sockets (a dead subscriber: all it
 //     held comes back), enforces leases, and collects releases only when
 //     publish() has been idle for a tick (10 ms): then it arms the rings'
-//     server_sleeping flag and is woken by the next release. While frames
-//     flow it wakes once per tick, never per frame.
+//     server_sleeping flag and is woken by the next release (a one-shot
+//     epoll watch, so a publish() sleeping on the same eventfd does not wake
+//     it). While frames flow it wakes once per tick, never per frame.
 // Views are always dropped outside every lock (a last drop may zero a big
 // buffer, with zero_on_release). Nothing is allocated per frame; each
 // connection allocates its control region once.
@@ -223,7 +228,9 @@ class Server {
   /// ServerStats::not_shared. Thread-safe (frames published from several
   /// threads at once may reach a subscriber out of sequence order). Never
   /// allocates; a system call only to wake a sleeping subscriber; never
-  /// blocks unless wait_when_full.
+  /// blocks unless wait_when_full. Waiting, it spins up to 20 us re-reading
+  /// the subscriber's release ring (no system call while the subscriber
+  /// keeps up), then sleeps until that subscriber's release wakes it.
   std::size_t publish(const Bytes& frame, std::uint64_t timestamp_ns) {
     if (stopped_.load(std::memory_order_relaxed)) return 0;
     const std::optional<std::size_t> offset = pool_.shared_offset(frame);
@@ -656,7 +663,8 @@ class Server {
         if (index >= options_.max_subscribers) continue;
         if ((e.data.u64 >> 16) & 1u) {
           server_woken(index, id);
-          armed_.store(false, std::memory_order_relaxed);  // that ring's flag is spent: re-armed at the next tick if still idle
+          // That ring's flag is spent: re-armed at the next tick if still idle.
+          armed_.store(false, std::memory_order_relaxed);
         } else {
           socket_event(index, id);
         }
