@@ -465,6 +465,71 @@ TEST_CASE("wait_when_full waits up to wait_timeout, and sends as soon as a relea
   CHECK(patient.subscriber(0).released == 1);
 }
 
+TEST_CASE("a publish() waiting at the bound is woken by the release itself, not through the server thread") {
+  // The subscriber releases 2 ms after each frame: longer than publish()
+  // spins, so it sleeps every time. Its release must wake the publishing
+  // thread directly (server_wake polled by publish()); the server thread
+  // wakes at most when it slept armed (idle ticks), never per frame.
+  TempDir dir;
+  BufferPool pool = shared_pool(4, 4096);
+  ServerOptions o = opts(1, 1);
+  o.wait_when_full = true;
+  o.wait_timeout = 60s;
+  Server server(pool, dir / "s.sock", o);
+  RawClient c(server.path());
+  REQUIRE(c.hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  constexpr int frames = 40;
+  test_support::Watchdog dog("publish woken by the release", 120s);
+  std::thread answer([&] {
+    for (int k = 0; k < frames; ++k) {
+      const auto m = c.frame();
+      if (!m) return;
+      std::this_thread::sleep_for(2ms);
+      c.release(m->slot, m->sequence);
+    }
+  });
+  int reached = 0;
+  for (int k = 1; k <= frames; ++k) reached += static_cast<int>(server.publish(make_frame(pool, k)));
+  answer.join();
+  CHECK(reached == frames);
+  CHECK(server.subscriber(0).timed_out == 0);
+  CHECK(server.subscriber(0).released >= frames - 1);  // the last one may not be collected yet
+  INFO("server thread woken by releases: " << server.stats().server_wakeups);
+  CHECK(server.stats().server_wakeups <= frames / 4);
+}
+
+TEST_CASE("a subscriber gone while publish() sleeps at its bound ends the wait at once; every buffer comes back") {
+  // publish() polls the subscriber's server_wake when the server thread
+  // disconnects it: the descriptor is parked for publish() to close, and
+  // the wake-up it gets ends its wait long before wait_timeout.
+  TempDir dir;
+  BufferPool pool = shared_pool(4, 4096);
+  ServerOptions o = opts(1, 1);
+  o.wait_when_full = true;
+  o.wait_timeout = 60s;
+  Server server(pool, dir / "s.sock", o);
+  std::optional<RawClient> c(std::in_place, server.path());
+  REQUIRE(c->hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  test_support::Watchdog dog("subscriber gone under a waiting publish", 60s);
+  CHECK(server.publish(make_frame(pool, 1)) == 1);
+  std::thread leave([&] {
+    std::this_thread::sleep_for(50ms);  // publish() is past its spin by then
+    c.reset();
+  });
+  CHECK(server.publish(make_frame(pool, 2)) == 0);
+  leave.join();
+  CHECK(server.subscriber(0).timed_out == 0);
+  REQUIRE(wait_until([&] { return server.stats().disconnected == 1; }));
+  REQUIRE(wait_until([&] { return pool.available() == pool.size(); }));
+  // The place is reused by the next subscriber, which gets frames.
+  RawClient d(server.path());
+  REQUIRE(d.hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  CHECK(server.publish(make_frame(pool, 3)) == 1);
+}
+
 TEST_CASE("forged, duplicate, out-of-range and malformed releases are counted and ignored, never released twice") {
   TempDir dir;
   BufferPool pool = shared_pool(6, 4096);

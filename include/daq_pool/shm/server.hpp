@@ -7,13 +7,18 @@
 //     subscriber it collects the releases waiting in its ring, puts the
 //     frame's descriptor in its frame ring and, only if that subscriber
 //     sleeps, writes its eventfd. No system call per frame while the
-//     subscribers keep up; never blocks unless wait_when_full.
+//     subscribers keep up; never blocks unless wait_when_full. At a full
+//     subscriber with wait_when_full it waits for the release itself (no
+//     hop through the server thread): spins briefly re-reading the release
+//     ring, then sleeps in poll() on the eventfd the release writes
+//     (wait_for_room()).
 //   - The server's own thread (started by the constructor, joined by stop())
 //     accepts connections, notices closed sockets (a dead subscriber: all it
 //     held comes back), enforces leases, and collects releases only when
 //     publish() has been idle for a tick (10 ms): then it arms the rings'
-//     server_sleeping flag and is woken by the next release. While frames
-//     flow it wakes once per tick, never per frame.
+//     server_sleeping flag and is woken by the next release (a one-shot
+//     epoll watch, so a publish() sleeping on the same eventfd does not wake
+//     it). While frames flow it wakes once per tick, never per frame.
 // Views are always dropped outside every lock (a last drop may zero a big
 // buffer, with zero_on_release). Nothing is allocated per frame; each
 // connection allocates its control region once.
@@ -26,6 +31,7 @@
 #include "daq_pool/buffer_pool.hpp"
 #include "daq_pool/bytes.hpp"
 #include "daq_pool/detail/abi.hpp"
+#include "daq_pool/detail/config.hpp"
 #include "daq_pool/shm/detail/flight_table.hpp"
 #include "daq_pool/shm/detail/posix.hpp"
 #include "daq_pool/shm/detail/ring.hpp"
@@ -134,7 +140,7 @@ namespace detail {
 /// the atomics; the server thread alone opens and closes the descriptors.
 struct Peer {
   std::mutex mutex;
-  std::condition_variable room;         // a release came, or the peer went (wait_when_full)
+  std::condition_variable room;         // a release came, or the peer went (wait_when_full, a second waiter)
   std::atomic<bool> live{false};        // connected: lets publish() skip empty places without the mutex
   bool connected = false;               // frames may be sent
   UniqueFd socket, subscriber_wake, server_wake;
@@ -144,6 +150,11 @@ struct Peer {
   std::uint64_t id = 0;
   int pid = 0;
   bool broken = false;                  // impossible indices seen: to be disconnected by the server thread
+  // A publish() thread sleeps in poll() on server_wake (wait_when_full): it
+  // alone reads that eventfd then (the server thread must not consume the
+  // wake-up it waits for), and the descriptor is not closed under it.
+  bool publisher_polling = false;
+  UniqueFd parked_wake;                 // server_wake of a connection closed while polled; closed by the poller
   std::atomic<std::uint64_t> sent{0}, skipped{0}, timed_out{0}, released{0}, bad_releases{0};
 
   void reset_counters() noexcept {
@@ -193,6 +204,9 @@ class Server {
       wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (wake_.get() < 0) detail::throw_errno(errno, who + ": eventfd");
       watch(wake_.get(), EPOLLIN, stop_tag);
+      kick_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (kick_.get() < 0) detail::throw_errno(errno, who + ": eventfd");
+      watch(kick_.get(), EPOLLIN, kick_tag);
       listen_at(address);
       watch(listen_.get(), EPOLLIN, listening_tag);
       thread_ = std::thread([this] { run(); });
@@ -221,7 +235,9 @@ class Server {
   /// ServerStats::not_shared. Thread-safe (frames published from several
   /// threads at once may reach a subscriber out of sequence order). Never
   /// allocates; a system call only to wake a sleeping subscriber; never
-  /// blocks unless wait_when_full.
+  /// blocks unless wait_when_full. Waiting, it spins up to 20 us re-reading
+  /// the subscriber's release ring (no system call while the subscriber
+  /// keeps up), then sleeps until that subscriber's release wakes it.
   std::size_t publish(const Bytes& frame, std::uint64_t timestamp_ns) {
     if (stopped_.load(std::memory_order_relaxed)) return 0;
     const std::optional<std::size_t> offset = pool_.shared_offset(frame);
@@ -251,12 +267,7 @@ class Server {
         n = collect(p, dropped.data(), batch);
         if (p.table.full() && options_.wait_when_full) {
           if (!deadline) deadline = detail::Clock::now() + options_.wait_timeout;
-          while (p.connected && p.table.full() && detail::Clock::now() < *deadline) {
-            // Ask to be woken by the next release (the server thread then
-            // collects it and notifies `room`); collect what came meanwhile.
-            if (!p.ring.arm_server_wake()) p.room.wait_until(lock, *deadline);
-            if (n < batch && p.connected) n += collect(p, dropped.data() + n, batch - n);
-          }
+          n += wait_for_room(p, lock, *deadline, dropped.data() + n, batch - n);
           if (p.connected && p.table.full()) p.timed_out.fetch_add(1, std::memory_order_relaxed);
         }
         if (!p.connected) {
@@ -384,6 +395,11 @@ class Server {
   static constexpr std::size_t batch = 32;  // views collected per lock hold; dropped after it
   static constexpr std::uint64_t stop_tag = ~std::uint64_t{0};
   static constexpr std::uint64_t listening_tag = ~std::uint64_t{0} - 1;
+  static constexpr std::uint64_t kick_tag = ~std::uint64_t{0} - 2;
+  // How long publish() at a full subscriber re-reads its release ring
+  // before sleeping (wait_when_full): a subscriber that keeps up releases
+  // within a few microseconds; longer spins only burn a core.
+  static constexpr std::uint64_t spin_ns = 20'000;
   static constexpr std::int64_t tick_ms = 10;
   static constexpr std::int64_t accept_backoff_ms = 100;
   enum class Why { closed, lease, broken, stop };
@@ -528,6 +544,63 @@ class Server {
     return n;
   }
 
+  /// publish() at `p`'s bound with wait_when_full (lock held, released
+  /// while it sleeps): waits for the subscriber's next release and collects
+  /// it into `out` (at most `limit`) until `p` has room, goes, or `deadline`
+  /// passes; how many were collected. No hop through the server thread:
+  ///   1. spins for spin_ns re-reading the release ring (collect(), the
+  ///      server thread's code): a busy subscriber releases within
+  ///      microseconds, and then no system call is made and nobody woken;
+  ///   2. then sleeps in poll() on p's server_wake eventfd, which the
+  ///      subscriber's release writes itself: the same Dekker handshake as
+  ///      the server thread's (arm server_sleeping, re-check the ring), so
+  ///      the release wakes this thread directly. While it polls, it alone
+  ///      reads that eventfd (server_woken() leaves it, arm_all() does not
+  ///      arm: no consumed wake-up either way), and if the server thread
+  ///      sleeps armed it is kicked awake first (it would otherwise miss a
+  ///      wake-up this thread consumed and sleep on with nobody collecting).
+  /// A second publishing thread at the same peer waits on `room` instead,
+  /// which collect() notifies. Never allocates.
+  std::size_t wait_for_room(detail::Peer& p, std::unique_lock<std::mutex>& lock, detail::Clock::time_point deadline,
+                            Bytes* out, std::size_t limit) noexcept {
+    std::size_t n = 0;
+    const std::uint64_t id = p.id;
+    const auto waiting = [&] { return p.connected && p.id == id && p.table.full() && n < limit; };
+    const std::uint64_t spin_end = detail::monotonic_ns() + spin_ns;
+    while (waiting() && detail::monotonic_ns() < spin_end) {
+      lock.unlock();  // the server thread may need this peer meanwhile
+      for (int k = 0; k < 16; ++k) daq_pool::detail::cpu_relax();
+      lock.lock();
+      if (p.connected && p.id == id) n += collect(p, out + n, limit - n);
+    }
+    while (waiting() && detail::Clock::now() < deadline) {
+      if (p.publisher_polling) {
+        p.room.wait_until(lock, deadline);
+      } else {
+        p.publisher_polling = true;
+        // Under the peer's mutex, after publisher_polling: either arm_all()
+        // saw it (and does not sleep armed) or we see armed_ here.
+        if (armed_.load(std::memory_order_acquire)) detail::signal_eventfd(kick_.get());
+        if (!p.ring.arm_server_wake()) {
+          const int fd = p.server_wake.get();  // not closed while we poll: disconnect() parks it
+          const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - detail::Clock::now()).count();
+          lock.unlock();
+          pollfd pfd{fd, POLLIN, 0};
+          const int r = ::poll(&pfd, 1, static_cast<int>(std::clamp<std::int64_t>(left, 0, 60'000)));
+          lock.lock();
+          if (p.parked_wake.get() >= 0) {
+            p.parked_wake.reset();  // its connection went meanwhile
+          } else if (r > 0) {
+            detail::drain_eventfd(fd);  // ours to read: see above
+          }
+        }
+        p.publisher_polling = false;
+      }
+      if (p.connected && p.id == id) n += collect(p, out + n, limit - n);
+    }
+    return n;
+  }
+
   /// Collects every peer's releases (views dropped outside the locks); true
   /// while some connected peer still holds frames.
   bool collect_all() noexcept {
@@ -562,7 +635,7 @@ class Server {
     for (;;) {
       std::optional<detail::Clock::time_point> until;
       if (connected_.load(std::memory_order_relaxed) != 0) {
-        if (!armed_) {
+        if (!armed_.load(std::memory_order_relaxed)) {
           until = next_tick;
         } else if (options_.lease.count() > 0) {
           // publish() does not wake us: with a lease, look at held frames
@@ -583,6 +656,13 @@ class Server {
       for (int k = 0; k < n; ++k) {
         const epoll_event& e = events[static_cast<std::size_t>(k)];
         if (e.data.u64 == stop_tag) return;
+        if (e.data.u64 == kick_tag) {
+          // A publish() thread sleeps on a release wake-up we might have
+          // missed: tick (collect by time) instead of sleeping armed.
+          detail::drain_eventfd(kick_.get());
+          armed_.store(false, std::memory_order_relaxed);
+          continue;
+        }
         if (e.data.u64 == listening_tag) {
           accept_all();
           continue;
@@ -592,14 +672,15 @@ class Server {
         if (index >= options_.max_subscribers) continue;
         if ((e.data.u64 >> 16) & 1u) {
           server_woken(index, id);
-          armed_ = false;  // that ring's flag is spent: re-armed at the next tick if still idle
+          // That ring's flag is spent: re-armed at the next tick if still idle.
+          armed_.store(false, std::memory_order_relaxed);
         } else {
           socket_event(index, id);
         }
       }
       if (accept_paused_ && detail::Clock::now() >= accept_resume_) resume_accept();
       if (options_.lease.count() > 0) expire_leases();
-      if (!armed_ && detail::Clock::now() >= next_tick) {
+      if (!armed_.load(std::memory_order_relaxed) && detail::Clock::now() >= next_tick) {
         // A tick: collect what publish() has not, and arm the rings'
         // server_sleeping only if publish() has been idle since the last
         // one (while it runs it collects, and armed flags would wake us
@@ -609,24 +690,47 @@ class Server {
         const bool idle = published == seen_published || stopped_.load(std::memory_order_relaxed);
         seen_published = published;
         collect_all();
-        if (idle) armed_ = arm_all();
+        if (idle) arm_all();
       }
       flush_broken();
     }
   }
 
-  /// Arms every connected ring's server_sleeping flag; collects (and keeps
-  /// polling by tick) if a release slipped in. True if all are armed.
-  bool arm_all() noexcept {
+  /// Arms every connected ring's server_sleeping flag (and re-enables its
+  /// one-shot epoll watch of server_wake first); collects (and keeps polling
+  /// by tick) if a release slipped in or a publish() thread polls a ring.
+  /// Sets armed_ if all are armed.
+  void arm_all() noexcept {
+    // Stored before any peer's mutex is taken: a publish() thread that
+    // starts polling after we looked at its peer sees it and kicks us.
+    armed_.store(true, std::memory_order_relaxed);
     bool all = true;
     for (std::size_t i = 0; i < options_.max_subscribers; ++i) {
       detail::Peer& p = peers_[i];
       if (!p.live.load(std::memory_order_acquire)) continue;
       std::lock_guard lock(p.mutex);
-      if (p.socket.get() >= 0 && !p.broken && p.ring.arm_server_wake()) all = false;
+      if (p.socket.get() < 0 || p.broken) continue;
+      if (p.publisher_polling) {
+        all = false;  // it reads server_wake now; we'd miss wake-ups it consumes
+        continue;
+      }
+      watch_server_wake(p, i, EPOLL_CTL_MOD);
+      if (p.ring.arm_server_wake()) all = false;
     }
-    if (!all) collect_all();
-    return all;
+    if (!all) {
+      armed_.store(false, std::memory_order_relaxed);
+      collect_all();
+    }
+  }
+
+  /// Watches p's server_wake, one-shot: it wakes the server thread once,
+  /// then not until arm_all() re-enables it, so a publish() thread sleeping
+  /// on the same eventfd does not wake the server thread per release.
+  void watch_server_wake(detail::Peer& p, std::size_t index, int op) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.u64 = peer_tag(p.id, index, true);
+    ::epoll_ctl(epoll_.get(), op, p.server_wake.get(), &ev);
   }
 
   /// A subscriber's release woke us (its server_wake eventfd).
@@ -635,7 +739,7 @@ class Server {
     {
       std::lock_guard lock(p.mutex);
       if (p.socket.get() < 0 || p.id != id) return;
-      detail::drain_eventfd(p.server_wake.get());
+      if (!p.publisher_polling) detail::drain_eventfd(p.server_wake.get());  // else the poller's to read
     }
     server_wakeups_.fetch_add(1, std::memory_order_relaxed);
     collect_all();
@@ -811,7 +915,7 @@ class Server {
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = peer_tag(id, index, false);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return;
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLONESHOT;  // see watch_server_wake()
     ev.data.u64 = peer_tag(id, index, true);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, srv_wake.get(), &ev) != 0) {
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd.get(), nullptr);
@@ -830,7 +934,7 @@ class Server {
       p.reset_counters();
       p.live.store(true, std::memory_order_release);
     }
-    armed_ = false;  // its ring is not armed: tick until idle again
+    armed_.store(false, std::memory_order_relaxed);  // its ring is not armed: tick until idle again
     accepted_.fetch_add(1, std::memory_order_relaxed);
     connected_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -864,6 +968,12 @@ class Server {
       p.live.store(false, std::memory_order_relaxed);
 
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.server_wake.get(), nullptr);
+      if (p.publisher_polling && p.parked_wake.get() < 0) {
+        // A publish() thread polls it: wake it, and leave closing the
+        // descriptor to it (a number reused under its poll() is another file).
+        detail::signal_eventfd(p.server_wake.get());
+        p.parked_wake = std::move(p.server_wake);
+      }
       p.socket.reset();
       p.subscriber_wake.reset();
       p.server_wake.reset();
@@ -891,6 +1001,7 @@ class Server {
   detail::UniqueFd listen_;
   detail::UniqueFd epoll_;
   detail::UniqueFd wake_;
+  detail::UniqueFd kick_;  // publish() -> server thread: stop sleeping armed (see wait_for_room())
   dev_t socket_dev_ = 0;
   ino_t socket_ino_ = 0;
   bool bound_ = false;
@@ -899,7 +1010,10 @@ class Server {
   std::unique_ptr<detail::Peer[]> peers_;
   std::uint64_t next_id_ = 0;  // server thread only
   bool accept_paused_ = false;  // server thread only
-  bool armed_ = false;          // server thread only: every ring's server_sleeping set, sleeping without tick
+  // Every ring's server_sleeping set, the server thread sleeping without
+  // tick. Written by the server thread; read by a publish() thread about to
+  // poll (which then kicks it awake through kick_).
+  std::atomic<bool> armed_{false};
   detail::Clock::time_point accept_resume_{};
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<bool> stopped_{false};
