@@ -75,6 +75,13 @@ class Publisher final : public Stage {
   /// At close, how long ZeroMQ may still send what it holds; the rest is
   /// discarded and counted lost at close.
   static constexpr std::chrono::milliseconds linger{1000};
+  /// At close, when no frame is held any more: how long the close may wait
+  /// for what libzmq still queues without a pool buffer (the end of stream;
+  /// under CURVE, the encrypted copies of the last frames, which a slow
+  /// subscriber may still be decrypting seconds behind: a TSan-built one
+  /// was 2 frames and the end of stream short after 1 s). Only a receiver
+  /// that does not read makes a shutdown wait this long.
+  static constexpr std::chrono::milliseconds linger_after_drain{5000};
   /// PUB: how long the end of stream may wait for room at every subscriber
   /// before a full one is skipped (send_end_of_stream_to_subscribers).
   static constexpr std::chrono::milliseconds eos_timeout{2000};
@@ -154,7 +161,7 @@ class Publisher final : public Stage {
   /// per connected receiver, so each of them stops), lets ZeroMQ send what
   /// it holds for up to `linger`, counts what is left as lost at close and
   /// closes with linger 0 (so that count is exact; with nothing left, with
-  /// `linger`, so queued protocol bytes still go out), stops the ZAP handler,
+  /// linger_after_drain, so queued bytes still go out), stops the ZAP handler,
   /// terminates the context (every free function has run when it returns)
   /// and counts the views ZeroMQ still holds: 0, or a buffer was lost.
   void close() override {
@@ -171,10 +178,10 @@ class Publisher final : public Stage {
       }
       lost_at_close_ = sender_.drain(linger);
       // Frames still held: linger 0, so that count is exact. None: the
-      // close may wait (up to `linger`) for what libzmq still queues
+      // close may wait (up to linger_after_drain) for what libzmq still queues
       // without a pool buffer, the end of stream and, under CURVE, the
       // encrypted copies of the last frames, or a receiver would miss them.
-      socket_.set(ZMQ_LINGER, lost_at_close_ == 0 ? static_cast<int>(linger.count()) : 0);
+      socket_.set(ZMQ_LINGER, lost_at_close_ == 0 ? static_cast<int>(linger_after_drain.count()) : 0);
       socket_.close();
       monitor_.reset();
       if (auth_) {
