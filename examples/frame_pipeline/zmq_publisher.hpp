@@ -82,8 +82,9 @@ class Publisher final : public Stage {
   /// was 2 frames and the end of stream short after 1 s). Only a receiver
   /// that does not read makes a shutdown wait this long.
   static constexpr std::chrono::milliseconds linger_after_drain{5000};
-  /// PUB: how long the end of stream may wait for room at every subscriber
-  /// before a full one is skipped (send_end_of_stream_to_subscribers).
+  /// How long an end of stream may wait for room: PUSH, each one; PUB, at
+  /// every subscriber before a full one is skipped
+  /// (send_end_of_stream_to_subscribers).
   static constexpr std::chrono::milliseconds eos_timeout{2000};
 
   /// Creates the socket (CURVE server with --publish-key) and binds
@@ -169,10 +170,13 @@ class Publisher final : public Stage {
       const alloc_hook::Library in_libzmq;
       watch_connections();
       if (mode_ == PublishMode::push) {
+        // Each end of stream waits up to eos_timeout for room (not the
+        // frames' 100 ms): a receiver a full queue behind still gets it.
+        socket_.set(ZMQ_SNDTIMEO, static_cast<int>(eos_timeout.count()));
         for (std::size_t i = 0; i < std::max<std::size_t>(1, peers_.size()); ++i) {
-          // Waits at most ZMQ_SNDTIMEO for room: a slow receiver still gets it.
           if (sender_.send_end_of_stream(next_number_).taken()) ++eos_sent_;
         }
+        socket_.set(ZMQ_SNDTIMEO, send_timeout_ms);
       } else {
         send_end_of_stream_to_subscribers();
       }
