@@ -159,8 +159,9 @@ class Publisher final : public Stage {
   }
 
   /// After the stage's thread was joined: sends the end of stream (PUSH: one
-  /// per connected receiver, so each of them stops), lets ZeroMQ send what
-  /// it holds for up to `linger`, counts what is left as lost at close and
+  /// per connected receiver, so each of them stops, after the frames have
+  /// gone out), lets ZeroMQ send what it holds for up to `linger`, counts
+  /// what is left as lost at close and
   /// closes with linger 0 (so that count is exact; with nothing left, with
   /// linger_after_drain, so queued bytes still go out), stops the ZAP handler,
   /// terminates the context (every free function has run when it returns)
@@ -170,17 +171,24 @@ class Publisher final : public Stage {
       const alloc_hook::Library in_libzmq;
       watch_connections();
       if (mode_ == PublishMode::push) {
-        // Each end of stream waits up to eos_timeout for room (not the
-        // frames' 100 ms): a receiver a full queue behind still gets it.
-        socket_.set(ZMQ_SNDTIMEO, static_cast<int>(eos_timeout.count()));
+        // The frames first: once ZeroMQ holds none, every receiver is
+        // reading and has room, and each end of stream may wait up to
+        // eos_timeout for it (a receiver a full queue behind on a loaded
+        // machine still gets it). Frames still held after `linger`: a
+        // receiver is stalled; its end of stream gets the frames' 100 ms,
+        // so a shutdown is not held up (nor outlasted by the heartbeat,
+        // which would give the held frames back uncounted).
+        const bool drained = sender_.drain(linger) == 0;
+        socket_.set(ZMQ_SNDTIMEO, drained ? static_cast<int>(eos_timeout.count()) : send_timeout_ms);
         for (std::size_t i = 0; i < std::max<std::size_t>(1, peers_.size()); ++i) {
           if (sender_.send_end_of_stream(next_number_).taken()) ++eos_sent_;
         }
         socket_.set(ZMQ_SNDTIMEO, send_timeout_ms);
+        lost_at_close_ = sender_.held();
       } else {
         send_end_of_stream_to_subscribers();
+        lost_at_close_ = sender_.drain(linger);
       }
-      lost_at_close_ = sender_.drain(linger);
       // Frames still held: linger 0, so that count is exact. None: the
       // close may wait (up to linger_after_drain) for what libzmq still queues
       // without a pool buffer, the end of stream and, under CURVE, the
