@@ -5,8 +5,6 @@
 //
 // Optional integration: needs Aravis 0.8 (pkg-config aravis-0.8; link the
 // CMake target daq_pool::aravis). The rest of daq_pool never includes it.
-// (Over 600 lines, one concept: CameraSource and the buffer circulation it
-// owns; the fake camera for tests is apart, in aravis/fake_camera.hpp.)
 //
 // How a buffer circulates (one ArvBuffer per pool buffer, made once):
 //

@@ -2,9 +2,6 @@
 // subscribers, each through its own bounded queue with its own policy for a
 // full queue. The "broadcast to consumers" step of a pipeline, lock-free and
 // allocation-free on the frame path.
-// (Over 600 lines, one concept: the channel, its subscriber handle and the
-// per-subscriber ring share one sleep/wake and close protocol, model-checked
-// as a whole in tests/relacy/model_broadcast.cpp.)
 //
 //   Broadcast channel(8);                                    // up to 8 subscribers
 //   Subscriber rec = channel.subscribe({.on_full = OnFull::block, .capacity = 16});

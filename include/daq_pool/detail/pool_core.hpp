@@ -2,8 +2,6 @@
 // list, the waiter list of blocked threads and asynchronous operations, the
 // counters, and the lifetime protocol that keeps all of it alive until the
 // last handle, the last loan and the last asynchronous operation are gone.
-// (Over 600 lines, one concept: the free list, the waiter list and the
-// lifetime protocol are one state machine on the same head word.)
 //
 // Lifetime, without a count on the acquire/release path. `refs_` counts
 // one reference while any Pool handle exists, one per reference an adapter

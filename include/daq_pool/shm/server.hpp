@@ -1,9 +1,6 @@
 // daq_pool/shm/server.hpp: shm::Server, which serves the frames of a
 // shared-memory BufferPool to subscriber processes (protocol version 2,
 // daq_pool/shm/protocol.hpp; guide and design: docs/shm.md).
-// Over 600 lines, one concept: the serving side of the protocol (accept,
-// publish, reclaim, leases, liveness) shares one per-subscriber state and one
-// lock discipline; split, each half would need the other's invariants.
 //
 // Threads:
 //   - publish() runs on the caller's thread (the acquisition thread): per
