@@ -41,7 +41,7 @@
 //    subscriber gets the frames published after it joined.
 //  - each Subscriber is used by one thread at a time (its consumer): it
 //    receives, sleeps (spin then futex; or its eventfd in the consumer's own
-//    poll loop; or co_await, daq_pool/broadcast_asio.hpp), and its last view
+//    poll loop; or co_await, daq_pool/asio/broadcast.hpp), and its last view
 //    of a frame returns the buffer on that thread.
 //  - Received objects may be dropped on any thread, also after the
 //    Subscriber left and the Broadcast is gone.
@@ -131,7 +131,7 @@ struct SubscriberOptions {
   std::size_t capacity = 4;        ///< frames queued at most (1 .. Broadcast::max_capacity)
   /// Open an eventfd (Subscriber::fd()) that becomes readable when a frame
   /// or the end arrives, for the consumer's own poll/epoll loop or for
-  /// co_await (daq_pool/broadcast_asio.hpp). Linux only.
+  /// co_await (daq_pool/asio/broadcast.hpp). Linux only.
   bool pollable = false;
   std::string name;  ///< for error messages and reports (may be empty)
 };
