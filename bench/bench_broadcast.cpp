@@ -181,7 +181,9 @@ void run_fanout(benchmark::State& state, std::size_t consumers, std::size_t byte
 }
 
 void register_case(std::size_t consumers, const char* size_name, std::size_t bytes) {
-  const std::string prefix = "broadcast/" + std::to_string(consumers) + "_consumers/" + size_name + "/";
+  // broadcast/<consumers>_consumers_<size>/<fan-out>: bench/report.py groups
+  // the rows of one case by the middle part and takes ratios within it.
+  const std::string prefix = "broadcast/" + std::to_string(consumers) + "_consumers_" + size_name + "/";
   auto reg = [&](const char* impl, auto fn) {
     benchmark::RegisterBenchmark((prefix + impl).c_str(), fn)->UseRealTime();
   };

@@ -10,8 +10,8 @@ import os
 import sys
 
 # The daq_pool rows a group's ratios are taken against, in order of preference.
-DAQ_IMPLS = ["daq_pool", "Bytes", "Loaned", "BufferPool", "zero_copy"]
-SCENARIOS = ["cycle", "view", "access", "handoff", "contended", "pipeline", "first_touch", "zmq", "asio"]
+DAQ_IMPLS = ["daq_pool", "Bytes", "Loaned", "BufferPool", "zero_copy", "Broadcast"]
+SCENARIOS = ["cycle", "view", "access", "handoff", "contended", "pipeline", "first_touch", "broadcast", "zmq", "asio"]
 INTRO = {
     "cycle": "One thread: acquire + release. Pool of 8.",
     "view": "Copy (or slice) a view of a 64 KiB buffer and drop it; the whole life of a view.",
@@ -30,6 +30,13 @@ INTRO = {
            "bytes (ZeroMQ copies them into a message it allocates); `tcp_send`: a blocking `send()` loop over a "
            "loopback TCP connection, the ceiling. `send_cpu_us` / `recv_cpu_us`: CPU time per frame of the sending "
            "side (sending thread + its context's I/O thread) and of the receiving side; allocs/op counts both sides.",
+    "broadcast": "One producer publishes each frame of a 16-buffer BufferPool to 1 or 3 consumer threads, which drop "
+                 "it; every fan-out lossless, queues of 32. `Broadcast`: daq_pool::Broadcast, block subscribers; "
+                 "`moodycamel_per_consumer`: a BlockingConcurrentQueue per consumer; `mutex_condvar_per_consumer`: the "
+                 "demo's former mutex + condition variable queue per consumer; `floor_atomic_queue_spsc_spin`: an "
+                 "atomic_queue SPSC ring per consumer, consumers spinning (no sleep, no wake). Time is per frame "
+                 "published (divide by the consumers for per frame per consumer); `latency_p50_ns` / `_p99_ns`: "
+                 "publish to receive.",
     "first_touch": "Acquire all 8 buffers of a BufferPool and copy a frame into each: on a fresh pool (first pass) "
                    "vs. a used one (steady state); one item = one 8 MiB buffer.",
     "asio": "A producer coroutine acquires a 64-byte item (pool of 8) and sends it through an unbuffered asio "
@@ -133,6 +140,8 @@ def table(scenario, case, rows, all_groups):
         extra = ["share_t1", "share_t2", "cpu_t1", "cpu_t2"]
     if scenario == "zmq":
         extra = ["send_cpu_us", "recv_cpu_us"]
+    if scenario == "broadcast":
+        extra = ["latency_p50_ns", "latency_p99_ns"]
     has_bytes = any(r.bytes_s for r in rows)
     head = ["implementation", "time/op", "items/s"]
     if has_bytes:
@@ -230,6 +239,17 @@ def goals(groups):
         x = p.items_s / mc.items_s if p and mc else None
         add(f"pipeline {impl} ≥ 96% of the fair ceiling (memcpy over 8 buffers)", x,
             f"{100 * x:.1f}% of the fair ceiling" if x else "", x is not None and x >= 0.96)
+    for case in ("1_consumers_64B", "1_consumers_8MiB", "3_consumers_64B", "3_consumers_8MiB"):
+        b = find(groups, "broadcast", case, "Broadcast")
+        mx = ratio(find(groups, "broadcast", case, "mutex_condvar_per_consumer"), b)
+        add(f"broadcast {case} ≥ 2× the mutex + condvar queue per consumer", mx, f"{mx:.2f}× faster" if mx else "",
+            mx is not None and mx >= 2)
+        mc = ratio(find(groups, "broadcast", case, "moodycamel_per_consumer"), b)
+        add(f"broadcast {case} ≥ 1.2× moodycamel per consumer", mc, f"{mc:.2f}× faster" if mc else "",
+            mc is not None and mc >= 1.2)
+        fl = ratio(b, find(groups, "broadcast", case, "floor_atomic_queue_spsc_spin"))
+        add(f"broadcast {case} ≤ 1.5× the floor's time (atomic_queue SPSC, spinning)", fl,
+            f"{fl:.2f}× the floor's time" if fl else "", fl is not None and fl <= 1.5)
     zc = find(groups, "zmq", "frame_8MiB", "zero_copy")
     cp = find(groups, "zmq", "frame_8MiB", "zmq_send_copy")
     tcp = find(groups, "zmq", "frame_8MiB", "tcp_send")

@@ -10,7 +10,7 @@
 #
 # Environment: BUILD_DIR (default build/bench), OUT_DIR (default bench/),
 # REPETITIONS (5), MIN_TIME (seconds, 0.5), FILTER (regex over scenario names:
-# cycle view access handoff contended pipeline first_touch zmq asio shm_iceoryx), HIGH_PRIORITY=1
+# cycle view access handoff contended pipeline first_touch broadcast zmq asio shm_iceoryx), HIGH_PRIORITY=1
 # (on a shared machine, as root: runs each benchmark in its own session at
 # autogroup nice -20, so that other users' jobs don't preempt the threads;
 # with autogroup scheduling, plain `nice` has no effect across sessions).
@@ -29,7 +29,7 @@ out="${OUT_DIR:-$here}"
 repetitions="${REPETITIONS:-5}"
 min_time="${MIN_TIME:-0.5}"
 filter="${FILTER:-.}"
-scenarios=(cycle view access handoff contended pipeline first_touch zmq asio)
+scenarios=(cycle view access handoff contended pipeline first_touch broadcast zmq asio)
 
 cmake --preset bench -S "$root" -B "$build" >/dev/null
 # An integration's scenario (zmq: bench/zmq/) exists only where its
