@@ -577,6 +577,8 @@ def mode_record(binary, args, tmpdir):
                 fail(f"{name}: frame numbers not increasing")
             if size is not None and got["sizes"] != [size]:
                 fail(f"{name}: frame sizes {got['sizes']}, expected {size}")
+            if not got["video_matches"]:
+                fail(f"{name}: read_dqr.as_video() (one strided array of the file) differs from the frames")
         else:
             code = ("import h5py,sys\n"
                     "f=h5py.File(sys.argv[1],'r')\n"
