@@ -6,14 +6,16 @@ usage: check_run.py BINARY MODE [demo flags...]
 
 Modes: default, fallback, drop, block (a run whose --json summary is checked),
 policies (--policy per consumer: a throttled writer that drops),
-bad_args, failures (exit 1 cases), help, json, sigint, serve (--serve with a
+bad_args, failures (exit 1 cases), help, json, sigint, sigkill_scratch (a SIGKILLed
+run leaves no scratch file), serve (--serve with a
 C++ and a Python subscriber process: $SHM_SUBSCRIBER, $SHM_PYTHON $SHM_VIEWER),
-serve_stable (the same, both subscribers with --verify=stable); with Aravis: aravis (a
+serve_stable (the same, both subscribers with --verify=stable), serve_pool_too_small
+(exit 2 and what is needed); with Aravis: aravis (a
 --source=aravis run), aravis_bad_args, and aravis_gige FAKE_GV_CAMERA (starts
 Aravis's GigE Vision fake camera on 127.0.0.1, runs --source=aravis:127.0.0.1,
 stops the camera); with FFmpeg: encode (--encode runs whose files
 CHECK_ENCODED decodes and verifies, and bad --encode values). Every run gets a fresh, private TMPDIR, which
-must be empty again afterwards (the temporary output file is removed).
+must be empty again afterwards (the temporary output file is unlinked as soon as it is open).
 """
 import json
 import os
@@ -257,15 +259,15 @@ def mode_json(binary, args, tmpdir):
     print("PASS: json")
 
 
-def mode_sigint(binary, args, tmpdir):
+def start_flowing(binary, args, tmpdir, note):
+    """Starts the demo with TMPDIR=tmpdir and waits, at most 30 s, until frames
+    flow (a progress line on stderr that counts delivered frames; a loaded
+    machine may take a while to set up). Returns (proc, err_lines, reader): a
+    thread keeps reading stderr into err_lines (communicate() can't: it would
+    race it for the same pipe). On failure the demo is killed and reaped."""
     env = dict(os.environ, TMPDIR=tmpdir)
-    print("$ frame_pipeline " + " ".join([*args, "--json"]) + "   (SIGINT after 0.5 s)", flush=True)
-    proc = subprocess.Popen([binary, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    # Frames must be flowing before the signal (a loaded machine may take
-    # longer than 0.5 s to set up): wait for a progress line on stderr that
-    # counts delivered frames, at most 30 s. A thread reads stderr (communicate() can't: it
-    # would race it for the same pipe).
+    print("$ frame_pipeline " + " ".join(args) + f"   ({note})", flush=True)
+    proc = subprocess.Popen([binary, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err_lines = []
     flowing = threading.Event()
 
@@ -280,12 +282,38 @@ def mode_sigint(binary, args, tmpdir):
     reader.start()
     if not flowing.wait(timeout=30):
         proc.kill()
+        proc.wait()
         reader.join()
         sys.stdout.write("".join(err_lines))
         fail("no frame delivered within 30 s (progress lines)")
-    if not any(n.startswith("daq-pool-frames-") for n in os.listdir(tmpdir)):
+    return proc, err_lines, reader
+
+
+def open_scratch_files(pid, tmpdir):
+    """The demo's descriptors on scratch files in tmpdir, as {fd path: target}
+    (Linux /proc; a target whose name is gone ends in " (deleted)")."""
+    found = {}
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith(os.path.join(tmpdir, "daq-pool-frames-")):
+            found[f"{fd_dir}/{fd}"] = target
+    return found
+
+
+def mode_sigint(binary, args, tmpdir):
+    proc, err_lines, reader = start_flowing(binary, [*args, "--json"], tmpdir, "SIGINT after 0.5 s")
+    # The scratch file is open in TMPDIR and its name already gone.
+    scratch = open_scratch_files(proc.pid, tmpdir)
+    if not scratch or os.listdir(tmpdir):
         proc.kill()
-        fail("the temporary output file never appeared")
+        proc.wait()
+        reader.join()
+        fail(f"expected the scratch file open in TMPDIR and unlinked: open {scratch}, "
+             f"in TMPDIR {os.listdir(tmpdir)}")
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
@@ -309,6 +337,55 @@ def mode_sigint(binary, args, tmpdir):
     check_summary(s)
     expect_clean_tmpdir(tmpdir)
     print("PASS: sigint")
+
+
+def mode_sigkill_scratch(binary, args, tmpdir):
+    """SIGKILL while recording to the default scratch file: nothing may be
+    left in TMPDIR (the file's name goes as soon as the recorder has it open;
+    its blocks go with the last descriptor, i.e. with the process)."""
+    proc, err_lines, reader = start_flowing(binary, [*args, "--json"], tmpdir, "SIGKILL once recording")
+    try:
+        # Recording: the scratch file, found through the demo's descriptors,
+        # holds more than its header. At most 30 s, in 0.1 s steps.
+        recording = False
+        for _ in range(300):
+            if proc.poll() is not None:
+                break
+            for fd_path in open_scratch_files(proc.pid, tmpdir):
+                try:
+                    if os.stat(fd_path).st_size > 1 << 20:
+                        recording = True
+                except OSError:
+                    pass
+            if recording:
+                break
+            time.sleep(0.1)
+        if not recording:
+            fail("the demo never recorded 1 MiB to a scratch file in TMPDIR within 30 s")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join()
+    sys.stdout.write("".join(err_lines[-3:]))
+    print(f"(exit code {proc.returncode})")
+    if proc.returncode != -signal.SIGKILL:
+        fail(f"exit code {proc.returncode}, expected death by SIGKILL")
+    expect_clean_tmpdir(tmpdir)
+    print("PASS: sigkill_scratch")
+
+
+def mode_serve_pool_too_small(binary, tmpdir):
+    """--serve with a --pool the viewers could drain: refused with exit 2 and
+    a message saying what is needed (shm_server.hpp: 4 subscribers x 2 frames
+    in flight + a margin of 8 = 16 buffers), nothing left behind."""
+    err = expect_usage_error(binary, [f"--serve={tmpdir}/frames.sock", "--pool=8", "--frames=10"], "--serve", tmpdir)
+    for needed in ("the pool has 8 buffers", "give a pool of at least 16 buffers"):
+        if needed not in err:
+            fail(f"the message does not say {needed!r}")
+    print("PASS: serve_pool_too_small")
 
 
 def mode_serve(binary, args, tmpdir, stable=False):
@@ -618,6 +695,10 @@ def main():
             mode_json(binary, args, tmpdir)
         elif mode == "sigint":
             mode_sigint(binary, args, tmpdir)
+        elif mode == "sigkill_scratch":
+            mode_sigkill_scratch(binary, args, tmpdir)
+        elif mode == "serve_pool_too_small":
+            mode_serve_pool_too_small(binary, tmpdir)
         elif mode == "serve":
             mode_serve(binary, args, tmpdir)
         elif mode == "serve_stopped":

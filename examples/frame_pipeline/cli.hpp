@@ -68,7 +68,7 @@ struct Options {
   std::size_t pool = 30;                             ///< --pool
   std::uint64_t timeout_ms = 50;                     ///< --timeout
   OnExhausted on_exhausted = OnExhausted::fallback;  ///< --on-exhausted
-  std::string out;                                   ///< --out (empty: a temporary file deleted at exit)
+  std::string out;                                   ///< --out (empty: a temporary file, unlinked once open)
   double writer_mbps = 0.0;                          ///< --writer-mbps (0: unthrottled)
   std::uint64_t preview_every = 10;                  ///< --preview-every
   std::uint64_t corrupt_every = 0;                   ///< --corrupt-every (0: never)
@@ -135,7 +135,8 @@ flags (--flag=value or --flag value)                                  default
                          docs/recording.md) or, for *.h5 / *.hdf5,
                          HDF5 (/dev/null allowed). The default file goes
                          in $TMPDIR, else /var/tmp, else /tmp; it
-                         reuses 256 MiB of records and is deleted at exit
+                         reuses 256 MiB of records and is unlinked
+                         once open (even a killed run leaves nothing)
   --writer-mbps=MB/S     throttle the writer to this many 10^6 bytes/s   0 (unthrottled)
                          while acquiring (a slow disk, to show
                          backpressure), in [0, 1e6]
@@ -207,7 +208,8 @@ verification, the writer or the encoder lost frames, or the camera was lost
 Vision camera then takes up to ~10 s, counted in the summary's time);
 2 bad arguments or setup failure.
 Ctrl-C (SIGINT) or SIGTERM stops cleanly: acquisition stops, consumers drain,
-the summary prints, the temporary file is removed.
+the summary prints. The temporary file is unlinked as soon as the recorder
+has it open, so not even SIGKILL leaves it behind.
 )";
   return s;
 }

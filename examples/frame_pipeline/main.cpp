@@ -58,7 +58,7 @@ static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs 
 std::atomic<int> g_signal_count{0};
 
 /// First SIGINT/SIGTERM: ask for a clean stop. Second: remove the temporary
-/// file and exit at once (the user insists). Async-signal-safe.
+/// file (if a signal came during setup, before unlink_name()) and exit at once (the user insists). Async-signal-safe.
 extern "C" void on_stop_signal(int sig) {
   g_stop_requested.store(true);
   if (g_signal_count.fetch_add(1) >= 1) {
@@ -151,7 +151,11 @@ int run(const Options& requested) {
   const std::uint64_t scratch_records = std::max<std::uint64_t>(8, temp_file_rewind_bytes / opt.frame_bytes);
   const RecordingWriter& writer = pipeline.add(std::make_unique<RecordingWriter>(
       out.path(), opt.frame_bytes, queue, opt.writer_mbps, throttle_on, out.temporary() ? scratch_records : 0,
-      out.temporary() ? " (temporary: 256 MiB of records reused, removed at exit)" : ""));
+      out.temporary() ? " (temporary: 256 MiB of records reused, unlinked while recording)" : ""));
+  // The recorder has the scratch file open (its fd, never the path again):
+  // its name goes now, so that a killed run (SIGKILL, OOM) leaves nothing
+  // behind; the blocks go when the recorder closes.
+  out.unlink_name();
   pipeline.add(std::make_unique<Preview>(opt.preview_every, !use_camera));
   const Verifier* verifier = nullptr;
 #if defined(FRAME_PIPELINE_HAVE_ARAVIS)
@@ -399,7 +403,7 @@ int run(const Options& requested) {
   } else {
     print_summary_text(s);
   }
-  return s.exit_code;  // `out` removes the temporary file on the way out
+  return s.exit_code;  // `out` closes its descriptor on the way out
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
-// The writer's destination file: --out, or a temporary file removed at exit
-// (also by a second Ctrl-C, through g_temp_path).
+// The writer's destination file: --out, or a temporary file whose name is
+// removed as soon as the recorder holds it open (unlink_name()), so that not
+// even a SIGKILL leaves it behind; until then, at exit or by a second Ctrl-C
+// (through g_temp_path).
 #pragma once
 
 #include "writer.hpp"  // error_text
@@ -22,9 +24,10 @@ constexpr std::uint64_t temp_file_rewind_bytes = std::uint64_t{256} << 20;
 /// the signal handler: a plain array, no allocation).
 inline char g_temp_path[4096] = {};
 
-/// The writer's destination: --out, or a temporary file removed when this
-/// object is destroyed. A file this program created is also removed by
-/// discard() if setup fails, so bad input leaves nothing behind.
+/// The writer's destination: --out, or a temporary file whose name goes at
+/// unlink_name() (or when this object is destroyed, if setup ends earlier).
+/// A file this program created is also removed by discard() if setup fails,
+/// so bad input leaves nothing behind. Not thread-safe.
 class OutputFile {
  public:
   OutputFile() = default;
@@ -67,6 +70,16 @@ class OutputFile {
     return true;
   }
 
+  /// The temporary file's name goes now, while whoever opened it keeps
+  /// writing through their descriptor: the recorder opens the path once, at
+  /// construction, and later only uses its fd (fdatasync, ftruncate, close),
+  /// so the recording runs unchanged and the kernel frees its blocks when
+  /// the last descriptor closes, however the process ends. Call it right
+  /// after the recorder is constructed. No-op for --out. Never allocates.
+  void unlink_name() noexcept {
+    if (temporary_) remove_temp();
+  }
+
   /// Setup failed: close, and remove the file if this program created it.
   void discard() {
     if (fd_ >= 0) ::close(fd_);
@@ -74,7 +87,7 @@ class OutputFile {
     if (created_) {
       if (temporary_) {
         remove_temp();
-      } else {
+      } else if (!was_temporary_) {
         ::unlink(path_.c_str());
       }
     }
@@ -94,18 +107,22 @@ class OutputFile {
 
   int fd() const noexcept { return fd_; }                     ///< the open descriptor
   const std::string& path() const noexcept { return path_; }  ///< where frames go
-  bool temporary() const noexcept { return temporary_; }      ///< removed at exit
+  /// A scratch file in temp_dir() (not --out); its name is gone once
+  /// unlink_name() ran, and path() then says where it was.
+  bool temporary() const noexcept { return temporary_ || was_temporary_; }
 
  private:
   void remove_temp() noexcept {
     g_temp_path[0] = '\0';
     ::unlink(path_.c_str());
-    temporary_ = false;
+    temporary_ = false;  // the name is gone: never unlinked twice (it could be another file's by then)
+    was_temporary_ = true;
   }
 
   int fd_ = -1;
   std::string path_;
-  bool temporary_ = false;
+  bool temporary_ = false;      // a scratch file whose name still exists
+  bool was_temporary_ = false;  // a scratch file whose name is gone
   bool created_ = false;
 };
 
