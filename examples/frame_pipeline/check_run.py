@@ -329,12 +329,20 @@ def mode_sigint(binary, args, tmpdir):
     sys.stdout.write(err)
     sys.stdout.write(out)
     print(f"(exit code {proc.returncode}, {time.monotonic() - sent:.2f} s after SIGINT)")
-    if proc.returncode != 0:
-        fail(f"exit code {proc.returncode} after SIGINT")
     s = json.loads(out)
+    # What this case checks is the stop: on time, clean, summarized. A run
+    # that lost frames before the SIGINT (SDK overruns: a machine too loaded
+    # to keep a sanitized pipeline at 100 fps) exits 1 and says so; that is
+    # the truth told, not a failure of the stop (check_summary verifies it
+    # is the only reason and that it was said).
+    incomplete = proc.returncode == 1 and not s["recording_complete"]
+    if proc.returncode != 0 and not incomplete:
+        fail(f"exit code {proc.returncode} after SIGINT")
+    if incomplete and "frames the camera produced" not in err:
+        fail("an incomplete recording was not reported on stderr")
     if s["stop_reason"] != "signal" or not s["interrupted"]:
         fail("the summary does not say the run was interrupted")
-    check_summary(s)
+    check_summary(s, allow_incomplete=True)
     expect_clean_tmpdir(tmpdir)
     print("PASS: sigint")
 
