@@ -252,6 +252,12 @@ class Hdf5Recorder {
     numbers_.reset();
     stamps_.reset();
     // The id is closed (or unusable) after this either way: released first.
+    // A failed H5Fclose can't be mended from here: HDF5 1.10.8 frees
+    // the file but keeps its id (HDFFV-11052, fixed upstream in
+    // HDFGroup/hdf5 PR 2291), and its exit handler then crashes on that id.
+    // It fails when the file can't be extended to the end HDF5 allocated,
+    // e.g. after EFBIG from RLIMIT_FSIZE (tests/hdf5/
+    // test_hdf5_recorder_faults.cpp); ENOSPC on tmpfs closes cleanly.
     if (H5Fclose(file_.release()) < 0) note("H5Fclose", 0, false);
   }
 

@@ -52,7 +52,8 @@ inline void enter_userns_mount(const std::string& dir, const char* fstype, const
   }
   ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   if (::mount("none", dir.c_str(), fstype, 0, data) != 0) {
-    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::generic_category().message(errno).c_str());
+    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(),
+                 std::generic_category().message(errno).c_str());
     std::_Exit(kNoUserNamespace);
   }
 }
