@@ -28,6 +28,7 @@
 #include "catch.hpp"
 #include "death_test.hpp"
 #include "fault_child.hpp"
+#include "hdf5_frames.hpp"
 #include "temp_dir.hpp"
 
 using daq_pool::BufferPool;
@@ -42,13 +43,8 @@ constexpr std::uint64_t kWidth = 256;
 constexpr std::size_t kFrameBytes = kHeight * kWidth * 2;  // 64 KiB of <u2
 constexpr std::uint64_t kFrames = 40;                      // 2.5 MiB offered
 
-Bytes make_frame(BufferPool& pool, std::uint64_t f) {
-  auto b = pool.acquire();
-  auto* px = reinterpret_cast<std::uint16_t*>(b.data());
-  for (std::size_t i = 0; i < kHeight * kWidth; ++i) px[i] = static_cast<std::uint16_t>((f * 1000 + i) % 65536);
-  b.set_size(kFrameBytes);
-  return std::move(b).freeze();
-}
+/// Frame `f`, kHeight x kWidth.
+Bytes make_frame(BufferPool& pool, std::uint64_t f) { return test_support::u16_frame(pool, f, kHeight * kWidth); }
 
 /// Records kFrames frames into `path` (flushing every 4) from a pool of 2
 /// buffers, then prints what happened as key=value lines on stderr (the
