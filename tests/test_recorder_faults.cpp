@@ -16,29 +16,24 @@
 #include <daq_pool/recording/dqr_reader.hpp>
 #include <daq_pool/recording/recorder.hpp>
 
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
-#include <map>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
 #include "death_test.hpp"
 #include "dqr_files.hpp"
+#include "fault_child.hpp"
 #include "recorder_under_test.hpp"
 
 using daq_pool::BufferPool;
@@ -48,6 +43,8 @@ using Recorder = test_support::RecorderUnderTest;
 using daq_pool::recording::RecorderOptions;
 using test_support::pattern;
 using test_support::TempDir;
+using test_support::enter_userns_mount;
+using test_support::userns_unavailable;
 
 namespace {
 
@@ -86,20 +83,6 @@ void record_and_report(const std::string& path, std::uint64_t frames, RecorderOp
   std::_Exit(4);
 }
 
-std::map<std::string, std::string> parse(const std::string& text) {
-  std::map<std::string, std::string> kv;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(at, end - at);
-    const std::size_t eq = line.find('=');
-    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
-    at = end + 1;
-  }
-  return kv;
-}
-
 /// Every frame `path` lists is intact; returns how many.
 std::size_t verify_file(const std::string& path) {
   DqrReader r(path);
@@ -113,53 +96,6 @@ std::size_t verify_file(const std::string& path) {
   }
   CHECK(bad == 0);
   return r.size();
-}
-
-/// Exit code of a child that could not set up its user namespace.
-constexpr int kNoUserNamespace = 77;
-
-/// In the (forked) child: a user namespace where we are root, a mount
-/// namespace, and `fstype` mounted on `dir`. Exits kNoUserNamespace if the
-/// system forbids it.
-void enter_userns_mount(const std::string& dir, const char* fstype, const char* data) {
-  const uid_t uid = ::getuid();
-  const gid_t gid = ::getgid();
-  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
-    std::fprintf(stderr, "unshare(CLONE_NEWUSER|CLONE_NEWNS): %s\n", std::generic_category().message(errno).c_str());
-    std::_Exit(kNoUserNamespace);
-  }
-  const auto put = [](const char* file, const std::string& s) {
-    const int fd = ::open(file, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const bool ok = ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
-    ::close(fd);
-    return ok;
-  };
-  put("/proc/self/setgroups", "deny");
-  if (!put("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1") ||
-      !put("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1")) {
-    std::fprintf(stderr, "writing uid_map/gid_map failed\n");
-    std::_Exit(kNoUserNamespace);
-  }
-  ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
-  if (::mount("none", dir.c_str(), fstype, 0, data) != 0) {
-    std::fprintf(stderr, "mount -t %s on %s: %s\n", fstype, dir.c_str(), std::generic_category().message(errno).c_str());
-    std::_Exit(kNoUserNamespace);
-  }
-}
-
-/// The child could not get a user namespace: a failure under CI (where
-/// every test must run), else a warning.
-bool userns_unavailable(const test_support::ChildResult& r) {
-  if (r.exited_ok || r.err.find("unshare") == std::string::npos) {
-    if (r.err.find("mount -t") == std::string::npos && r.err.find("uid_map") == std::string::npos) return false;
-  }
-  const char* ci = std::getenv("CI");  // NOLINT(concurrency-mt-unsafe): no other thread sets the environment
-  if (ci != nullptr && std::string(ci) == "true") {
-    FAIL("user namespaces unavailable, fault not provoked: " << r.err);
-  }
-  WARN("user namespaces unavailable here, fault not provoked: " << r.err);
-  return true;
 }
 
 }  // namespace
@@ -179,7 +115,7 @@ TEST_CASE("file too large (EFBIG from RLIMIT_FSIZE): error names the file, frame
   });
   INFO(r.err);
   REQUIRE(r.exited_ok);
-  auto kv = parse(r.err);
+  auto kv = test_support::parse_report(r.err);
   const auto written = std::stoull(kv["written"]);
   const auto lost = std::stoull(kv["lost"]);
   CHECK(written + lost == frames);
@@ -217,7 +153,7 @@ TEST_CASE("disk full mid-run (ENOSPC on a 1 MiB tmpfs): error names the file, fr
   if (userns_unavailable(r)) return;
   INFO(r.err);
   REQUIRE(r.exited_ok);
-  auto kv = parse(r.err);
+  auto kv = test_support::parse_report(r.err);
   const auto written = std::stoull(kv["written"]);
   const auto lost = std::stoull(kv["lost"]);
   CHECK(written + lost == frames);
@@ -302,7 +238,7 @@ TEST_CASE("O_DIRECT refused (ramfs, EINVAL): buffered fallback reported, or an e
   if (userns_unavailable(r)) return;
   INFO(r.err);
   REQUIRE(r.exited_ok);
-  auto kv = parse(r.err);
+  auto kv = test_support::parse_report(r.err);
   CHECK(kv["written"] == "20");
   CHECK(kv["lost"] == "0");
   CHECK(kv["direct"] == "0");

@@ -108,6 +108,30 @@ class Id {
   hid_t id_ = -1;
 };
 
+/// Turns off HDF5's automatic error printing on this thread while it
+/// lives, then puts the caller's handler back. Why: by default every failed
+/// HDF5 call prints its whole error stack (a dozen lines per call, e.g. on
+/// each EFBIG or ENOSPC) on the application's stderr, while the recorder
+/// already reports the failure in error(); the handler is restored so that
+/// the application's own HDF5 calls keep theirs. Two HDF5 calls, no
+/// allocation.
+class QuietErrors {
+ public:
+  QuietErrors() noexcept {
+    if (H5Eget_auto2(H5E_DEFAULT, &func_, &data_) >= 0) saved_ = H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0;
+  }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+  ~QuietErrors() {
+    if (saved_) H5Eset_auto2(H5E_DEFAULT, func_, data_);
+  }
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+  bool saved_ = false;
+};
+
 }  // namespace detail
 
 /// Records frames into an HDF5 file: `frames` (N, height, width) of the
@@ -128,7 +152,9 @@ class Hdf5Recorder {
   /// Creates (truncates) `path` with the three datasets and, with
   /// options.swmr, starts SWMR writing. Throws std::invalid_argument (bad
   /// dtype or shape, naming it) or hdf5_error (naming the file and call).
+  /// HDF5 prints no error stack from the recorder's calls: the error says it.
   Hdf5Recorder(std::string path, Hdf5Options options) : path_(std::move(path)), options_(std::move(options)) {
+    const detail::QuietErrors quiet;
     type_ = detail::type_for(options_.dtype);
     if (type_ < 0) throw std::invalid_argument("daq_pool::hdf5: " + path_ + ": unsupported dtype '" + options_.dtype + "'");
     if (options_.height == 0 || options_.width == 0)
@@ -177,6 +203,7 @@ class Hdf5Recorder {
       ++stats_.frames_lost;
       return false;
     }
+    const detail::QuietErrors quiet;
     errno = 0;  // so that an error's errno (EFBIG, ENOSPC...) is this frame's
     const hsize_t n = stats_.frames_written;
     const hsize_t grow3[3] = {n + 1, options_.height, options_.width};
@@ -208,6 +235,7 @@ class Hdf5Recorder {
   /// false on failure (recorded). Not thread-safe.
   bool flush() noexcept {
     if (failed_ || !file_) return false;
+    const detail::QuietErrors quiet;
     ++stats_.flushes;
     return write_batch() && ok(H5Dflush(frames_.get()), "H5Dflush of the frames after frame", stats_.frames_written) &&
            ok(H5Dflush(numbers_.get()), "H5Dflush of the frame numbers after frame", stats_.frames_written) &&
@@ -218,11 +246,18 @@ class Hdf5Recorder {
   /// error().
   void close() noexcept {
     if (!file_) return;
+    const detail::QuietErrors quiet;
     flush();
     frames_.reset();
     numbers_.reset();
     stamps_.reset();
     // The id is closed (or unusable) after this either way: released first.
+    // A failed H5Fclose can't be mended from here: HDF5 1.10.8 frees
+    // the file but keeps its id (HDFFV-11052, fixed upstream in
+    // HDFGroup/hdf5 PR 2291), and its exit handler then crashes on that id.
+    // It fails when the file can't be extended to the end HDF5 allocated,
+    // e.g. after EFBIG from RLIMIT_FSIZE (tests/hdf5/
+    // test_hdf5_recorder_faults.cpp); ENOSPC on tmpfs closes cleanly.
     if (H5Fclose(file_.release()) < 0) note("H5Fclose", 0, false);
   }
 

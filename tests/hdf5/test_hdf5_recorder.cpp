@@ -21,6 +21,7 @@
 
 #include "catch.hpp"
 #include "dqr_files.hpp"
+#include "hdf5_frames.hpp"
 #include "watchdog.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn's environment
@@ -35,13 +36,8 @@ namespace {
 constexpr std::uint64_t kHeight = 48;
 constexpr std::uint64_t kWidth = 64;
 
-Bytes make_frame(BufferPool& pool, std::uint64_t f) {
-  auto b = pool.acquire();
-  auto* px = reinterpret_cast<std::uint16_t*>(b.data());
-  for (std::size_t i = 0; i < kHeight * kWidth; ++i) px[i] = static_cast<std::uint16_t>((f * 1000 + i) % 65536);
-  b.set_size(kHeight * kWidth * 2);
-  return std::move(b).freeze();
-}
+/// Frame `f`, kHeight x kWidth.
+Bytes make_frame(BufferPool& pool, std::uint64_t f) { return test_support::u16_frame(pool, f, kHeight * kWidth); }
 
 /// A Python process running read_h5.py, its stdout in a pipe; stopped and
 /// reaped by PID (SIGKILL after `limit`) whatever happens.
