@@ -9,7 +9,7 @@
 # DIR must be a real filesystem (not tmpfs: /dev/shm measures RAM); every
 # file is deleted after its mode. Environment: BUILD_DIR (build/bench),
 # DIR (/var/tmp), SIZE_MIB (4096), FRAME_MIB (8), QD (4), SUSTAIN (0: off),
-# FPS (100), POOL (30), BACKEND (uring), REPEAT (6 rounds, modes interleaved,
+# FPS (100), POOL (30), BACKEND (uring), ROTATE_MIB (65536: one file), REPEAT (6 rounds, modes interleaved,
 # each round starting one mode later: 6 puts each of the 6 modes in every position).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +50,11 @@ cmake --build "$build" --target bench_record >/dev/null
   fi
   if [[ "${SUSTAIN:-0}" != 0 ]]; then
     echo
+    # One file for the whole run unless ROTATE_MIB says otherwise (60 s at
+    # 100 fps x 8 MiB: ~49 GiB free needed): deleting a rotated-out 4 GiB
+    # file on ext4 mid-run stalled the next O_DIRECT writes for ~1 s (2041
+    # camera overruns in 60 s at 100 fps with --rotate-mib=4096, 0 without).
     "$build/bench/record/bench_record" --dir="$dir" --sustain="$SUSTAIN" --fps="${FPS:-100}" --frame-mib="$frame" \
-        --pool="${POOL:-30}" --backend="${BACKEND:-uring}" --queue-depth="$qd"
+        --pool="${POOL:-30}" --backend="${BACKEND:-uring}" --queue-depth="$qd" --rotate-mib="${ROTATE_MIB:-65536}"
   fi
 } | tee "$out"
