@@ -411,10 +411,10 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> notes;
   // Round-robin: a disk whose speed drifts (a shared VM's) shifts every mode
   // alike instead of the ones measured last. Each round also starts one mode
-  // later: the position in a round matters (of two HDF5 modes run back to
-  // back, the first ran slower, whichever it was: 0.52 vs 1.00 GB/s for
-  // the same H5Dwrite_chunk path), so with --repeat a multiple of the
-  // number of modes every mode runs in every position.
+  // later, so with --repeat a multiple of the number of modes every mode runs
+  // in every position. The neighbour still matters: on the project's VM a
+  // buffered mode right after an O_DIRECT one ran at half speed and 4x the
+  // CPU (docs/recording.md, "Measured numbers"); --modes picks an order.
   for (int round = 0; round < a.repeat; ++round) {
     for (std::size_t k = 0; k < order.size(); ++k) {
       const std::string& m = order[(k + static_cast<std::size_t>(round)) % order.size()];
