@@ -61,6 +61,21 @@ ServerOptions opts(std::size_t subscribers, std::size_t in_flight, std::size_t m
   return o;
 }
 
+/// opts(1, in_flight) with wait_when_full: publish() at the subscriber's
+/// bound waits up to `timeout` for a release.
+ServerOptions waiting_opts(std::size_t in_flight, std::chrono::milliseconds timeout) {
+  ServerOptions o = opts(1, in_flight);
+  o.wait_when_full = true;
+  o.wait_timeout = timeout;
+  return o;
+}
+
+/// The raw client says hello and `server` counts it as its one subscriber.
+void join(const Server& server, RawClient& c) {
+  REQUIRE(c.hello());
+  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+}
+
 BufferPool shared_pool(std::size_t n, std::size_t capacity) {
   BufferPoolOptions o;
   o.shared_memory = true;
@@ -389,8 +404,7 @@ TEST_CASE("a subscriber at its bound is skipped, counted and told; each release 
   BufferPool pool = shared_pool(6, 4096);
   Server server(pool, dir / "s.sock", opts(2, 2));
   RawClient c(server.path());
-  REQUIRE(c.hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, c);
   for (std::uint64_t i = 0; i < 5; ++i) CHECK(server.publish(make_frame(pool, i)) == (i < 2 ? 1u : 0u));
   daq_pool::shm::SubscriberStats s = server.subscriber(0);
   CHECK(s.sent == 2);
@@ -436,13 +450,10 @@ TEST_CASE("a Subscriber learns of frames skipped after its last one (missed coun
 TEST_CASE("wait_when_full waits up to wait_timeout, and sends as soon as a release makes room") {
   TempDir dir;
   BufferPool pool = shared_pool(4, 4096);
-  ServerOptions o = opts(1, 1);
-  o.wait_when_full = true;
-  o.wait_timeout = 50ms;
+  ServerOptions o = waiting_opts(1, 50ms);
   Server server(pool, dir / "s.sock", o);
   RawClient c(server.path());
-  REQUIRE(c.hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, c);
   CHECK(server.publish(make_frame(pool, 1)) == 1);
   CHECK(server.publish(make_frame(pool, 2)) == 0);  // waited, then skipped
   CHECK(server.subscriber(0).timed_out == 1);
@@ -451,8 +462,7 @@ TEST_CASE("wait_when_full waits up to wait_timeout, and sends as soon as a relea
   o.wait_timeout = 60s;
   Server patient(pool, dir / "p.sock", o);
   RawClient d(patient.path());
-  REQUIRE(d.hello());
-  REQUIRE(wait_until([&] { return patient.subscribers() == 1; }));
+  join(patient, d);
   CHECK(patient.publish(make_frame(pool, 1)) == 1);
   std::thread answer([&] {
     const auto m = d.frame();
@@ -472,13 +482,10 @@ TEST_CASE("a publish() waiting at the bound is woken by the release itself, not 
   // wakes at most when it slept armed (idle ticks), never per frame.
   TempDir dir;
   BufferPool pool = shared_pool(4, 4096);
-  ServerOptions o = opts(1, 1);
-  o.wait_when_full = true;
-  o.wait_timeout = 60s;
+  ServerOptions o = waiting_opts(1, 60s);
   Server server(pool, dir / "s.sock", o);
   RawClient c(server.path());
-  REQUIRE(c.hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, c);
   constexpr int frames = 40;
   test_support::Watchdog dog("publish woken by the release", 120s);
   std::thread answer([&] {
@@ -505,13 +512,10 @@ TEST_CASE("a subscriber gone while publish() sleeps at its bound ends the wait a
   // the wake-up it gets ends its wait long before wait_timeout.
   TempDir dir;
   BufferPool pool = shared_pool(4, 4096);
-  ServerOptions o = opts(1, 1);
-  o.wait_when_full = true;
-  o.wait_timeout = 60s;
+  ServerOptions o = waiting_opts(1, 60s);
   Server server(pool, dir / "s.sock", o);
   std::optional<RawClient> c(std::in_place, server.path());
-  REQUIRE(c->hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, *c);
   test_support::Watchdog dog("subscriber gone under a waiting publish", 60s);
   CHECK(server.publish(make_frame(pool, 1)) == 1);
   std::thread leave([&] {
@@ -525,8 +529,7 @@ TEST_CASE("a subscriber gone while publish() sleeps at its bound ends the wait a
   REQUIRE(wait_until([&] { return pool.available() == pool.size(); }));
   // The place is reused by the next subscriber, which gets frames.
   RawClient d(server.path());
-  REQUIRE(d.hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, d);
   CHECK(server.publish(make_frame(pool, 3)) == 1);
 }
 
@@ -535,8 +538,7 @@ TEST_CASE("forged, duplicate, out-of-range and malformed releases are counted an
   BufferPool pool = shared_pool(6, 4096);
   Server server(pool, dir / "s.sock", opts(1, 3));
   RawClient c(server.path());
-  REQUIRE(c.hello());
-  REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+  join(server, c);
   REQUIRE(server.publish(make_frame(pool, 1)) == 1);
   REQUIRE(server.publish(make_frame(pool, 2)) == 1);
   const auto a = c.frame();
@@ -583,8 +585,7 @@ TEST_CASE("a subscriber scribbling its release index is disconnected, the server
     BufferPool pool = shared_pool(6, 4096);
     Server server(pool, dir / "s.sock", opts(1, 4));  // ring_slots 4: head may be at most 4 ahead
     RawClient c(server.path());
-    REQUIRE(c.hello());
-    REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+    join(server, c);
     for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(server.publish(make_frame(pool, i)) == 1);
     CHECK(pool.available() == 3);
     c.set_release_head(scribble);
@@ -612,8 +613,7 @@ TEST_CASE("random scribbles over a subscriber control region cause no crash, no 
   };
   for (int round = 0; round < 30; ++round) {
     RawClient c(server.path());
-    REQUIRE(c.hello());
-    REQUIRE(wait_until([&] { return server.subscribers() == 1; }));
+    join(server, c);
     for (int k = 0; k < 50; ++k) {
       server.publish(make_frame(pool, static_cast<std::uint64_t>(k)));
       // Scribble a few random bytes and words, releases included.
@@ -654,9 +654,7 @@ TEST_CASE("a release cannot be lost, 1024 frames held then dropped at once all c
 TEST_CASE("the C++ Subscriber receives every frame in place; its last drop releases; no allocation per frame") {
   TempDir dir;
   BufferPool pool = shared_pool(4, 256 * 1024);
-  ServerOptions o = opts(1, 2);
-  o.wait_when_full = true;
-  o.wait_timeout = 30s;  // every frame is delivered
+  ServerOptions o = waiting_opts(2, 30s);  // every frame is delivered
   Server server(pool, dir / "s.sock", o);
   constexpr std::uint64_t frames = 300;
   constexpr std::uint64_t warmup = 10;
